@@ -1,0 +1,131 @@
+"""Settings: read once from ``NOTIFIER_*`` environment variables into one typed object.
+
+Every setting is documented in README.md with its default and unit; units live in the names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Extra time a worker may spend on one attempt beyond the HTTP timeout (rendering, database).
+ATTEMPT_OVERHEAD_S = 5.0
+
+DEFAULT_RETRY_SCHEDULE_S = (0, 10, 60, 300, 1800, 7200, 21600, 43200)
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or has a bad value; start-up cannot go on."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///var/notifier.db"
+    broker_url: str = "filesystem://var/broker"
+    server_hostname: str = "localhost:8000"
+    preferred_url_scheme: str = "http"
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE_S
+    retry_after_max_s: float = Field(3600.0, ge=0)
+    send_timeout_s: float = Field(10.0, gt=0)
+    max_failures: int = Field(3, ge=1)
+    visibility_timeout_s: float = Field(3600.0, gt=0)
+    scheduler_interval_s: float = Field(1.0, gt=0)
+    scheduler_batch: int = Field(500, ge=1)
+    queue_prefix: str = Field("notifier", pattern=r"^[A-Za-z0-9_.-]+$")
+    allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    user_agent: str = "notifier"
+    log_level: str = "INFO"
+    delivery_concurrency: int = Field(8, ge=1)
+    flower_port: int = Field(5555, ge=0, le=65535)
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value):
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts:
+                raise ValueError("needs at least one delay in seconds, e.g. 0,10,60")
+            try:
+                value = tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"must be comma-separated seconds, got {value!r}") from None
+        if any(delay < 0 for delay in value):
+            raise ValueError("delays must not be negative")
+        return value
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value):
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network in CIDR form") from None
+        return tuple(value)
+
+    @field_validator("preferred_url_scheme")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        if value not in ("http", "https"):
+            raise ValueError("must be http or https")
+        return value
+
+    @model_validator(mode="after")
+    def _check_visibility(self):
+        longest_attempt_s = self.send_timeout_s + ATTEMPT_OVERHEAD_S
+        if self.visibility_timeout_s <= longest_attempt_s:
+            raise ValueError(
+                f"NOTIFIER_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}) must exceed the "
+                f"longest attempt, NOTIFIER_SEND_TIMEOUT_S + {ATTEMPT_OVERHEAD_S:g} "
+                f"= {longest_attempt_s:g} seconds"
+            )
+        return self
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule)
+
+    @property
+    def claim_timeout_s(self) -> float:
+        """How long a worker owns a delivery it took; after that another worker may take it."""
+        return self.send_timeout_s + ATTEMPT_OVERHEAD_S
+
+    @property
+    def fanout_queue(self) -> str:
+        return f"{self.queue_prefix}.fanout"
+
+    @property
+    def delivery_queue(self) -> str:
+        return f"{self.queue_prefix}.delivery"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment; a bad value raises ConfigurationError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            problems.append(f"NOTIFIER_{str(error['loc'][0]).upper()}: {message}")
+        else:
+            problems.append(message)
+    return "bad setting: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return load_settings()

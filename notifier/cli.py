@@ -1,0 +1,201 @@
+"""The `notifier` command line. Errors print one line and exit non-zero, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import ConfigurationError, get_settings
+from notifier.errors import InvalidInput, NotifierError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _json_option(value: str | None, option: str):
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not valid JSON: {exc}") from None
+
+
+def _factory():
+    from notifier.db import check_schema, make_engine, make_session_factory
+
+    engine = make_engine(get_settings().database_url)
+    check_schema(engine)
+    return make_session_factory(engine)
+
+
+@click.group()
+@click.version_option(package_name="notifier")
+def cli() -> None:
+    """Repository notifications for container registries."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the tables to the newest schema."""
+    from notifier.db import make_engine
+    from notifier.migrate import upgrade
+
+    upgrade(make_engine(get_settings().database_url))
+    click.echo("database is up to date")
+
+
+@cli.group()
+def notification() -> None:
+    """Repository notifications."""
+
+
+@notification.command("add")
+@click.argument("repository")
+@click.option("--event", required=True, help="Event name, e.g. repo_push.")
+@click.option("--method", required=True, help="Method name, e.g. webhook.")
+@click.option("--config", "config_json", required=True, help="Method config as JSON.")
+@click.option("--event-config", "event_config_json", help="Filters as JSON, e.g. "
+              '\'{"ref-regex": "refs/heads/main"}\'.')
+@click.option("--title", help="A title shown to people.")
+def notification_add(repository, event, method, config_json, event_config_json, title) -> None:
+    """Add a notification to REPOSITORY (namespace/name); prints its uuid."""
+    from notifier.db import transaction
+    from notifier.notifications import create_notification
+
+    config = _json_option(config_json, "--config")
+    event_config = _json_option(event_config_json, "--event-config")
+    with transaction(_factory()) as session:
+        created = create_notification(session, repository, event, method, config,
+                                      event_config, title)
+        click.echo(created.uuid)
+
+
+@cli.command()
+@click.argument("repository")
+@click.argument("event")
+@click.option("--data", "data_json", help="Event data as JSON.")
+@click.option("--performer", "performer_json", help="Who caused it, as JSON.")
+@click.option("--event-id", help="Your own id, to make the publish idempotent.")
+def publish(repository, event, data_json, performer_json, event_id) -> None:
+    """Publish EVENT for REPOSITORY; prints the event id."""
+    from notifier.producer import publish_event
+
+    data = _json_option(data_json, "--data")
+    performer = _json_option(performer_json, "--performer")
+    click.echo(publish_event(repository, event, data, performer=performer, event_id=event_id))
+
+
+@cli.command()
+@click.option("--notification", "notification_uuid", help="Only this notification's.")
+@click.option("--state", type=click.Choice(["pending", "delivering", "delivered", "retrying",
+                                            "failed", "skipped"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, attempts included.")
+def deliveries(notification_uuid, state, limit, as_json) -> None:
+    """List deliveries, newest first, with state, attempts and last error."""
+    from notifier.ledger import list_attempts, list_deliveries
+
+    with _factory()() as session:
+        rows = list_deliveries(session, notification_uuid=notification_uuid, state=state,
+                               limit=limit)
+        if as_json:
+            for row in rows:
+                row["attempt_log"] = list_attempts(session, row["id"])
+            click.echo(json.dumps(rows, indent=2))
+            return
+    _print_deliveries(rows)
+
+
+def _print_deliveries(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("created", "delivery", "event", "repository", "method", "state", "attempts",
+                  "last error")
+    for row in rows:
+        table.add_row(row["created"], row["id"][:8], row["event"], row["repository"],
+                      row["method"], row["state"], str(row["attempts"]),
+                      row["last_error"] or "")
+    Console(width=200).print(table)
+
+
+@cli.command()
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+def up(no_flower: bool) -> None:
+    """Run the whole service: migrate, fan-out and delivery workers, beat and Flower."""
+    from notifier.db import make_engine
+    from notifier.migrate import upgrade
+    from notifier.supervisor import (ProcessGroup, beat_command, flower_command,
+                                     worker_command)
+
+    settings = get_settings()
+    upgrade(make_engine(settings.database_url))
+    level = settings.log_level
+    group = ProcessGroup(env=dict(os.environ))
+    group.start("fanout", worker_command("fanout", settings.fanout_queue, concurrency=2,
+                                         loglevel=level))
+    group.start("delivery", worker_command("delivery", settings.delivery_queue,
+                                           concurrency=settings.delivery_concurrency,
+                                           loglevel=level))
+    group.start("beat", beat_command(Path("var/celerybeat-schedule"), level))
+    if not no_flower:
+        group.start("flower", flower_command(settings.flower_port))
+        click.echo(f"Flower: http://127.0.0.1:{settings.flower_port}/")
+    click.echo("notifier is running; Ctrl-C stops it")
+    _wait_for_stop(group)
+
+
+def _wait_for_stop(group) -> None:
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping and not group.exited():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    ended = group.exited()
+    group.stop()
+    if ended:
+        raise NotifierError(f"stopped because a process ended: {ended}")
+    click.echo("stopped")
+
+
+def main() -> None:
+    """Entry point: run the command line, turning every expected error into one line."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (NotifierError, ConfigurationError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(f"error: database: {detail}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

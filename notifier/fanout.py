@@ -1,0 +1,96 @@
+"""Fan-out: record an event once and create one delivery per notification it concerns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifier.db import insert_ignore
+from notifier.events import build_event_data, get_event, validate_event
+from notifier.models import Delivery, DeliveryState, Event, Notification, utcnow
+
+DELIVERY_ID_NAMESPACE = uuid.UUID("6f0c5b8e-2d55-4c7e-9a53-3c1f0e8b9a10")
+DISABLED_REASON = "notification disabled"
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """What the broker carries for one delivery: its id, plus words for Flower."""
+
+    id: str
+    method: str
+    notification_uuid: str
+    event: str
+    repository: str
+
+    def describe(self) -> str:
+        return (f"{self.method} {self.repository} {self.event} "
+                f"notification={self.notification_uuid} delivery={self.id}")
+
+
+def delivery_id(event_id: str, notification_uuid: str) -> str:
+    """The same (event, notification) always gives the same delivery id."""
+    return str(uuid.uuid5(DELIVERY_ID_NAMESPACE, f"{event_id}\n{notification_uuid}"))
+
+
+def event_message(repository: str, event: str, data: dict[str, Any], performer: dict[str, Any],
+                  event_id: str, published_at: datetime) -> dict[str, Any]:
+    """The fan-out task's one argument."""
+    return {"event_id": event_id, "repository": repository, "event": event, "data": data,
+            "performer": performer, "published_at": published_at.isoformat()}
+
+
+def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
+            scheme: str) -> list[DeliveryRef]:
+    """Record the event and its deliveries; returns the pending ones, to enqueue after commit.
+
+    Running it twice for one event id creates nothing new and returns the still-pending
+    deliveries again (a duplicate message for them is harmless: a delivery is claimed once).
+    """
+    repository, event = message["repository"], message["event"]
+    data = validate_event(repository, event, message.get("data"))
+    now = utcnow()
+    session.execute(insert_ignore(session, Event).values(
+        id=message["event_id"], repository=repository, name=event,
+        payload=build_event_data(repository, event, data, server_hostname=server_hostname,
+                                 scheme=scheme),
+        performer=message.get("performer") or {},
+        published_at=datetime.fromisoformat(message["published_at"]), recorded_at=now,
+    ))
+    notifications = session.scalars(
+        select(Notification).where(Notification.repository == repository,
+                                   Notification.event == event)
+    ).all()
+    event_type = get_event(event)
+    rows = [_delivery_row(message["event_id"], n, now) for n in notifications
+            if event_type.passes(n.event_config, data)]
+    if rows:
+        session.execute(insert_ignore(session, Delivery), rows)
+    pending = session.execute(
+        select(Delivery.id, Delivery.method, Delivery.notification_uuid)
+        .where(Delivery.event_id == message["event_id"],
+               Delivery.state == DeliveryState.PENDING.value)
+    ).all()
+    return [DeliveryRef(row.id, row.method, row.notification_uuid, event, repository)
+            for row in pending]
+
+
+def _delivery_row(event_id: str, notification: Notification, now: datetime) -> dict[str, Any]:
+    enabled = notification.enabled
+    return {
+        "id": delivery_id(event_id, notification.uuid),
+        "event_id": event_id,
+        "notification_uuid": notification.uuid,
+        "method": notification.method,
+        "state": (DeliveryState.PENDING if enabled else DeliveryState.SKIPPED).value,
+        "attempts": 0,
+        "enqueued_at": now if enabled else None,
+        "last_error": None if enabled else DISABLED_REASON,
+        "is_test": False,
+        "created_at": now,
+    }

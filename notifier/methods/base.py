@@ -1,0 +1,38 @@
+"""What every notification method is: a name, a config check, and a send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from notifier.http import HttpClient, HttpResult
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """Everything one attempt needs, read from the ledger before sending."""
+
+    delivery_id: str
+    event: str
+    repository: str
+    event_data: dict[str, Any]
+    config: dict[str, Any]
+    attempt: int
+    now: datetime
+    performer: dict[str, Any] = field(default_factory=dict)
+    title: str | None = None
+
+
+class Method:
+    """A notification method. Subclasses set ``name`` and implement both calls."""
+
+    name: ClassVar[str]
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Check ``config`` at create time and return it as stored (InvalidNotificationConfig)."""
+        raise NotImplementedError
+
+    def send(self, context: DeliveryContext, http: HttpClient) -> HttpResult | None:
+        """Deliver once; raise a DeliveryError subclass when the attempt fails."""
+        raise NotImplementedError

@@ -1,0 +1,94 @@
+"""The producer side: validate an event and hand it to the broker's fan-out queue.
+
+It needs only the broker. Celery is used as a client here (``send_task`` by name), never the
+worker's task objects, so a registry can publish without importing the worker code.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from functools import lru_cache
+from typing import Any, Iterable
+
+from config import Settings, get_settings
+from config.celery import DELIVER_TASK, FAN_OUT_TASK, celery_config
+from notifier.errors import BrokerUnavailable, InvalidInput
+from notifier.events import validate_event
+from notifier.fanout import DeliveryRef, event_message
+from notifier.models import utcnow
+
+_EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class Producer:
+    """Sends notifier's two kinds of message through a Celery app (client or worker)."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.settings = settings
+
+    def publish(self, repository: str, event: str, data: Any = None, *,
+                performer: Any = None, event_id: str | None = None) -> str:
+        data = validate_event(repository, event, data)
+        if performer is not None and not isinstance(performer, dict):
+            raise InvalidInput("performer must be a JSON object")
+        if event_id is None:
+            event_id = str(uuid.uuid4())
+        elif not isinstance(event_id, str) or not _EVENT_ID_RE.match(event_id):
+            raise InvalidInput(
+                "event_id must be 1-128 characters of letters, digits and . _ : - "
+                "starting with a letter or digit")
+        message = event_message(repository, event, data, performer or {}, event_id, utcnow())
+        self._send(FAN_OUT_TASK, [message], self.settings.fanout_queue,
+                   f"{event} {repository} event={event_id}")
+        return event_id
+
+    def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:
+        for ref in refs:
+            self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe())
+
+    def _send(self, task: str, args: list, queue: str, argsrepr: str) -> None:
+        from kombu.exceptions import KombuError
+
+        try:
+            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True)
+        except (KombuError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
+                f"{_first_line(exc)}; nothing was enqueued") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return _safe_url(text[0]) if text else type(exc).__name__
+
+
+def _safe_url(url: str) -> str:
+    """The broker URL without its password."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
+def client_app(settings: Settings):
+    """A Celery app that only sends (no tasks, no result backend)."""
+    from celery import Celery
+
+    app = Celery("notifier-producer", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+@lru_cache(maxsize=1)
+def default_producer() -> Producer:
+    settings = get_settings()
+    return Producer(client_app(settings), settings)
+
+
+def publish_event(repository: str, event: str, data: Any = None, *, performer: Any = None,
+                  event_id: str | None = None) -> str:
+    """Validate one event and enqueue it for fan-out; returns its event id.
+
+    Raises InvalidInput (nothing enqueued) or BrokerUnavailable (nothing enqueued).
+    """
+    return default_producer().publish(repository, event, data, performer=performer,
+                                      event_id=event_id)
