@@ -11,6 +11,9 @@ FAN_OUT_TASK = "notifier.fan_out"
 DELIVER_TASK = "notifier.deliver"
 ENQUEUE_DUE_TASK = "notifier.enqueue_due"
 
+# The local-folder broker polls; at kombu's default of 1 s every hop costs about a second.
+FILESYSTEM_POLLING_INTERVAL_S = 0.1
+
 
 def filesystem_folder(broker_url: str) -> Path | None:
     """The folder of a ``filesystem://<folder>`` broker URL, or None for other brokers."""
@@ -34,6 +37,7 @@ def broker_transport_options(settings: Settings) -> dict:
         path.mkdir(parents=True, exist_ok=True)  # kombu creates none of them
     options = {name: str(path) for name, path in folders.items()}
     options["store_processed"] = False
+    options["polling_interval"] = FILESYSTEM_POLLING_INTERVAL_S
     return options
 
 

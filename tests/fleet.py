@@ -1,0 +1,133 @@
+"""A real fleet for end-to-end tests: fan-out worker, delivery worker and beat as subprocesses,
+sharing one database and one broker, started from the test's own environment."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import func, select
+
+from config import Settings, load_settings
+from notifier.db import make_engine, make_session_factory, transaction
+from notifier.migrate import upgrade
+from notifier.models import Attempt, Delivery, Notification
+from notifier.notifications import create_notification
+from notifier.producer import Producer, client_app
+from notifier.supervisor import ProcessGroup, beat_command, worker_command
+
+FLEET_SETTINGS = {
+    "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "NOTIFIER_SERVER_HOSTNAME": "registry.example.com",
+    "NOTIFIER_PREFERRED_URL_SCHEME": "https",
+    "NOTIFIER_RETRY_SCHEDULE": "0,0.5,1",
+    "NOTIFIER_MAX_FAILURES": "3",
+    "NOTIFIER_SEND_TIMEOUT_S": "2",
+    "NOTIFIER_VISIBILITY_TIMEOUT_S": "10",
+    "NOTIFIER_SCHEDULER_INTERVAL_S": "0.2",
+    "NOTIFIER_LOG_LEVEL": "INFO",
+}
+READY_TIMEOUT_S = 60
+
+
+class Fleet:
+    """Worker processes plus the handles a test needs: a producer and the ledger."""
+
+    def __init__(self, workdir: Path, env_overrides: dict[str, str]):
+        self.workdir = workdir
+        self.env = {**os.environ, **FLEET_SETTINGS, **env_overrides}
+        self.settings: Settings = load_settings(**{
+            key.removeprefix("NOTIFIER_").lower(): value
+            for key, value in self.env.items() if key.startswith("NOTIFIER_")})
+        self.engine = make_engine(self.settings.database_url)
+        self.factory = make_session_factory(self.engine)
+        self.app = client_app(self.settings)
+        self.producer = Producer(self.app, self.settings)
+        self.group = ProcessGroup(env=self.env, log_dir=workdir / "logs")
+        self._started = 0
+
+    def start(self) -> None:
+        upgrade(self.engine)
+        self.start_worker("fanout", self.settings.fanout_queue, concurrency=2)
+        self.start_worker("delivery", self.settings.delivery_queue, concurrency=4)
+        self.group.start("beat", beat_command(self.workdir / "beat-schedule"))
+
+    def start_worker(self, name: str, queue: str, concurrency: int) -> None:
+        self._started += 1
+        node = f"{name}{self._started}"  # a fresh node name each start, so ping means *this* one
+        self.group.start(name, worker_command(node, queue, concurrency=concurrency))
+        self.wait_ready(node)
+
+    def wait_ready(self, node: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            replies = self.app.control.ping(timeout=0.5)
+            if any(name.startswith(f"{node}@") for reply in replies for name in reply):
+                return
+            if self.group.exited():
+                raise RuntimeError(f"fleet process ended: {self.group.exited()}; see {self.workdir}/logs")
+        raise TimeoutError(f"worker {node} did not answer within {READY_TIMEOUT_S} s")
+
+    def restart_delivery_worker(self) -> None:
+        self.start_worker("delivery", self.settings.delivery_queue, concurrency=4)
+
+    def stop(self) -> None:
+        self.group.stop()
+        self.engine.dispose()
+
+    def log(self, name: str) -> str:
+        return (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    # --- the ledger, for assertions -------------------------------------------------------
+
+    def add_notification(self, repository: str, url: str, event: str = "repo_push",
+                         method: str = "webhook", **kwargs) -> Notification:
+        with transaction(self.factory) as session:
+            return create_notification(session, repository, event, method, {"url": url},
+                                       **kwargs)
+
+    def notification(self, uuid: str) -> Notification:
+        with self.factory() as session:
+            return session.scalars(select(Notification).where(Notification.uuid == uuid)).one()
+
+    def deliveries(self, notification_uuid: str) -> list[Delivery]:
+        with self.factory() as session:
+            return list(session.scalars(
+                select(Delivery).where(Delivery.notification_uuid == notification_uuid)
+                .order_by(Delivery.created_at)))
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        with self.factory() as session:
+            return list(session.scalars(
+                select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.number)))
+
+    def count_attempts(self) -> int:
+        with self.factory() as session:
+            return session.scalar(select(func.count()).select_from(Attempt))
+
+    def wait_for_state(self, notification_uuid: str, states: set[str], count: int = 1,
+                       timeout_s: float = 30.0) -> list[Delivery]:
+        """Wait until ``count`` deliveries of the notification are in one of ``states``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.deliveries(notification_uuid)
+            if sum(d.state in states for d in found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"deliveries of {notification_uuid}: {[(d.state, d.attempts) for d in found]}"
+                    f", expected {count} in {states} within {timeout_s:g} s")
+            time.sleep(0.1)
+
+
+@contextmanager
+def running_fleet(workdir: Path, env_overrides: dict[str, str]) -> Iterator[Fleet]:
+    fleet = Fleet(workdir, env_overrides)
+    try:
+        fleet.start()
+        yield fleet
+    finally:
+        fleet.stop()

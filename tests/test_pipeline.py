@@ -1,0 +1,128 @@
+"""End to end with real worker processes: publish → fan-out → webhook delivery → ledger.
+
+Each test runs on PostgreSQL + Redis and on the embedded default (SQLite + local-folder broker),
+except where a test is about Redis itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+pytestmark = pytest.mark.fleet
+
+PUSH = {"updated_tags": ["latest", "v1.2"]}
+
+
+def test_push_reaches_receiver_with_quay_body_and_valid_signature(fleet, receiver, unique_repo):
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    event_id = fleet.producer.publish(unique_repo, "repo_push", PUSH,
+                                      performer={"entity_name": "alice"})
+
+    [request] = receiver.wait_for(1)
+    namespace, name = unique_repo.split("/")
+    assert json.loads(request.body) == {
+        "repository": unique_repo,
+        "namespace": namespace,
+        "name": name,
+        "docker_url": f"registry.example.com/{unique_repo}",
+        "homepage": f"https://registry.example.com/repository/{unique_repo}",
+        "updated_tags": ["latest", "v1.2"],
+    }
+    Webhook(notification.config["secret"]).verify(request.body, request.headers)
+    assert request.headers["x-notifier-event"] == "repo_push"
+    [delivery] = fleet.wait_for_state(notification.uuid, {"delivered"})
+    assert request.headers["webhook-id"] == delivery.id
+    assert delivery.event_id == event_id
+
+
+def test_500_500_200_is_three_attempts_with_one_webhook_id(fleet, receiver, unique_repo):
+    receiver.statuses = [500, 500, 200]
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+
+    requests = receiver.wait_for(3)
+    [delivery] = fleet.wait_for_state(notification.uuid, {"delivered"})
+    assert {r.headers["webhook-id"] for r in requests} == {delivery.id}
+    attempts = fleet.attempts(delivery.id)
+    assert [(a.number, a.status_code) for a in attempts] == [(1, 500), (2, 500), (3, 200)]
+    assert delivery.attempts == 3 and delivery.last_error is None
+    assert f"DeliveryFailed: receiver answered HTTP 500 (attempt 1 of 3); next attempt at" \
+        in fleet.log("delivery")
+
+
+def test_always_failing_receiver_disables_after_max_failures(fleet, receiver, unique_repo):
+    receiver.statuses = [500]
+    notification = fleet.add_notification(unique_repo, receiver.url)
+
+    for failures in (1, 2, 3):
+        fleet.producer.publish(unique_repo, "repo_push", PUSH)
+        fleet.wait_for_state(notification.uuid, {"failed"}, count=failures)
+        assert fleet.notification(notification.uuid).number_of_failures == failures
+
+    disabled = fleet.notification(notification.uuid)
+    assert not disabled.enabled and "3 failed deliveries in a row" in disabled.disabled_reason
+    assert len(receiver.requests) == 9  # three deliveries, three attempts each
+    assert all(d.attempts == 3 and d.last_status_code == 500
+               for d in fleet.deliveries(notification.uuid))
+
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+    deliveries = fleet.wait_for_state(notification.uuid, {"skipped"})
+    assert deliveries[-1].last_error == "notification disabled"
+    assert len(receiver.requests) == 9
+
+
+def test_delivered_resets_the_failure_count(fleet, receiver, unique_repo):
+    receiver.statuses = [500, 500, 500, 200]
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+    fleet.wait_for_state(notification.uuid, {"failed"})
+    assert fleet.notification(notification.uuid).number_of_failures == 1
+
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+    fleet.wait_for_state(notification.uuid, {"delivered"})
+    assert fleet.notification(notification.uuid).number_of_failures == 0
+
+
+def test_410_disables_at_once(fleet, receiver, unique_repo):
+    receiver.statuses = [410]
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+
+    [delivery] = fleet.wait_for_state(notification.uuid, {"failed"})
+    assert delivery.attempts == 1 and delivery.last_status_code == 410
+    disabled = fleet.notification(notification.uuid)
+    assert not disabled.enabled and "410" in disabled.disabled_reason
+
+
+def test_fan_out_delivered_twice_sends_once(fleet, receiver, unique_repo):
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    for _ in range(2):
+        fleet.producer.publish(unique_repo, "repo_push", PUSH, event_id=f"dup-{unique_repo[2:8]}")
+
+    fleet.wait_for_state(notification.uuid, {"delivered"})
+    time.sleep(1.5)  # room for a wrong second POST to arrive
+    assert len(fleet.deliveries(notification.uuid)) == 1
+    assert len(receiver.requests) == 1
+
+
+def test_worker_killed_mid_request_loses_nothing(fleet, receiver, unique_repo):
+    receiver.hold = threading.Event()
+    notification = fleet.add_notification(unique_repo, receiver.url)
+    fleet.producer.publish(unique_repo, "repo_push", PUSH)
+    [first] = receiver.wait_for(1)
+
+    fleet.group.kill("delivery")  # SIGKILL while the receiver holds the request
+    receiver.hold.set()
+    fleet.restart_delivery_worker()
+
+    requests = receiver.wait_for(2, timeout_s=40)
+    [delivery] = fleet.wait_for_state(notification.uuid, {"delivered"})
+    assert {r.headers["webhook-id"] for r in requests} == {first.headers["webhook-id"]} \
+        == {delivery.id}
+    kinds = [a.error_kind for a in fleet.attempts(delivery.id)]
+    assert kinds == ["worker_lost", None]
