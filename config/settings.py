@@ -6,8 +6,10 @@ Every setting is documented in README.md with its default and unit; units live i
 from __future__ import annotations
 
 import ipaddress
+import math
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -54,8 +56,8 @@ class Settings(BaseSettings):
                 value = tuple(float(p) for p in parts)
             except ValueError:
                 raise ValueError(f"must be comma-separated seconds, got {value!r}") from None
-        if any(delay < 0 for delay in value):
-            raise ValueError("delays must not be negative")
+        if any(not math.isfinite(delay) or delay < 0 for delay in value):
+            raise ValueError("delays must be finite and not negative")
         return value
 
     @field_validator("allowed_networks", mode="before")
@@ -69,6 +71,18 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{network!r} is not a network in CIDR form") from None
         return tuple(value)
+
+    @field_validator("broker_url", "database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018  (reading it validates host:port)
+        except ValueError:
+            raise ValueError("is not a valid URL: its host:port part cannot be read") from None
+        if not parts.scheme:
+            raise ValueError("is not a URL: it needs a scheme such as redis:// or sqlite://")
+        return value
 
     @field_validator("preferred_url_scheme")
     @classmethod

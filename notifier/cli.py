@@ -73,13 +73,15 @@ def notification() -> None:
 def notification_add(repository, event, method, config_json, event_config_json, title) -> None:
     """Add a notification to REPOSITORY (namespace/name); prints its uuid."""
     from notifier.db import transaction
+    from notifier.netpolicy import parse_networks
     from notifier.notifications import create_notification
 
     config = _json_option(config_json, "--config")
     event_config = _json_option(event_config_json, "--event-config")
+    allowed = parse_networks(get_settings().allowed_networks)
     with transaction(_factory()) as session:
         created = create_notification(session, repository, event, method, config,
-                                      event_config, title)
+                                      event_config, title, allowed_networks=allowed)
         click.echo(created.uuid)
 
 

@@ -63,7 +63,8 @@ def check_schema(engine: Engine) -> None:
     try:
         tables = set(inspect(engine).get_table_names())
     except (OperationalError, ProgrammingError) as exc:
-        raise DatabaseNotReady(f"database unreachable: {exc.orig}") from None
+        detail = str(exc.orig).strip().splitlines()[0]
+        raise DatabaseNotReady(f"database unreachable: {detail}") from None
     if "deliveries" not in tables:
         raise DatabaseNotReady("database is not migrated; run `notifier db upgrade`")
 

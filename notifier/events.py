@@ -26,6 +26,8 @@ def _needs_build_id(event: str, data: Data) -> None:
     build_id = data.get("build_id")
     if not isinstance(build_id, str) or not build_id:
         raise InvalidEventData(f"event '{event}': field 'build_id' must be a non-empty string")
+    if not isinstance(data.get("trigger_metadata", {}), (dict, type(None))):
+        raise InvalidEventData(f"event '{event}': field 'trigger_metadata' must be an object")
 
 
 def _needs_message(event: str, data: Data) -> None:
@@ -41,9 +43,13 @@ def _check_vulnerability(event: str, field: str, vulnerability: Any) -> None:
 
 
 def _needs_vulnerability(event: str, data: Data) -> None:
+    if "vulnerability" not in data and "vulnerabilities" not in data:
+        raise InvalidEventData(
+            f"event '{event}': needs field 'vulnerability' (or a 'vulnerabilities' list)"
+        )
     if "vulnerability" in data:
         _check_vulnerability(event, "vulnerability", data["vulnerability"])
-    elif "vulnerabilities" in data:
+    if "vulnerabilities" in data:
         found = data["vulnerabilities"]
         if not isinstance(found, list) or not found:
             raise InvalidEventData(
@@ -51,10 +57,6 @@ def _needs_vulnerability(event: str, data: Data) -> None:
             )
         for index, vulnerability in enumerate(found):
             _check_vulnerability(event, f"vulnerabilities[{index}]", vulnerability)
-    else:
-        raise InvalidEventData(
-            f"event '{event}': needs field 'vulnerability' (or a 'vulnerabilities' list)"
-        )
 
 
 @dataclass(frozen=True)

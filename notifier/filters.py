@@ -54,7 +54,8 @@ def ref_matches(event_config: dict, data: dict) -> bool:
     pattern = event_config.get("ref-regex")
     if not pattern:
         return True
-    ref = (data.get("trigger_metadata") or {}).get("ref")
+    metadata = data.get("trigger_metadata")
+    ref = metadata.get("ref") if isinstance(metadata, dict) else None
     return isinstance(ref, str) and re.match(pattern, ref) is not None
 
 

@@ -8,6 +8,7 @@ so any token inside it.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -69,7 +70,6 @@ class HttpClient:
         self.retry_after_max_s = retry_after_max_s
         self.session = requests.Session()
         self.session.trust_env = False
-        self.session.max_redirects = 0
         self.session.mount("http://", PolicyAdapter(allowed, https=False))
         self.session.mount("https://", PolicyAdapter(allowed, https=True))
         self.session.headers["User-Agent"] = f"{user_agent}/{__version__}"
@@ -131,7 +131,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]+", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from typing import Iterable
+from urllib.parse import urlsplit
 
 from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 
@@ -19,6 +20,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class ForbiddenAddress(Exception):
     """The host resolves to an address the policy refuses (or does not resolve at all)."""
+
+
+class Unresolvable(ForbiddenAddress):
+    """The host name does not resolve (now): nothing to connect to, nothing known to refuse."""
 
 
 def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
@@ -63,7 +68,24 @@ def resolve(host: str, port: int, allowed: tuple[Network, ...]) -> IPAddress:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise ForbiddenAddress(f"host {host!r} does not resolve") from None
+        raise Unresolvable(f"host {host!r} does not resolve") from None
     ip = ipaddress.ip_address(infos[0][4][0].split("%", 1)[0])
     check_address(ip, allowed)
     return ip
+
+
+def url_allowed(url: str, allowed: tuple[Network, ...]) -> bool:
+    """Create-time check: an http(s) URL with a host that does not resolve to a refused address.
+
+    A name that does not resolve today passes: every attempt checks again before connecting.
+    """
+    parts = urlsplit(url)
+    try:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allowed)
+    except Unresolvable:
+        return True
+    except (ForbiddenAddress, ValueError):
+        return False
+    return True

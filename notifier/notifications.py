@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 
 from notifier.errors import InvalidNotificationConfig, NotFound
 from notifier.events import get_event, split_repository
-from notifier.methods import get_method
+from notifier.methods import CreateContext, get_method
 from notifier.models import Notification
+from notifier.netpolicy import Network
 
 
 def create_notification(session: Session, repository: str, event: str, method: str,
-                        config: Any, event_config: Any = None,
-                        title: str | None = None) -> Notification:
+                        config: Any, event_config: Any = None, title: str | None = None, *,
+                        allowed_networks: tuple[Network, ...] = ()) -> Notification:
     """Validate and store a notification; raises InvalidInput subclasses with Quay's messages."""
     split_repository(repository)
     event_type = get_event(event)
@@ -31,7 +32,8 @@ def create_notification(session: Session, repository: str, event: str, method: s
         raise InvalidNotificationConfig("title must be text of at most 255 characters")
     notification = Notification(
         repository=repository, event=event, method=method, title=title,
-        config=handler.validate_config(config), event_config=event_config,
+        config=handler.validate_config(config, CreateContext(repository, allowed_networks)),
+        event_config=event_config,
         number_of_failures=0, enabled=True,
     )
     session.add(notification)

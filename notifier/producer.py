@@ -53,7 +53,7 @@ class Producer:
 
         try:
             self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True)
-        except (KombuError, OSError) as exc:
+        except (KombuError, OSError, ValueError) as exc:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
                 f"{_first_line(exc)}; nothing was enqueued") from None
@@ -64,9 +64,9 @@ def _first_line(exc: Exception) -> str:
     return _safe_url(text[0]) if text else type(exc).__name__
 
 
-def _safe_url(url: str) -> str:
-    """The broker URL without its password."""
-    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+def _safe_url(text: str) -> str:
+    """``text`` with the password of any URL in it masked (user info ends at the last ``@``)."""
+    return re.sub(r"//([^:@/\s]*):\S*@", r"//\1:***@", text)
 
 
 def client_app(settings: Settings):

@@ -15,6 +15,7 @@ from config import Settings, load_settings
 from notifier.db import make_engine, make_session_factory, transaction
 from notifier.migrate import upgrade
 from notifier.models import Attempt, Delivery, Notification
+from notifier.netpolicy import parse_networks
 from notifier.notifications import create_notification
 from notifier.producer import Producer, client_app
 from notifier.supervisor import ProcessGroup, beat_command, worker_command
@@ -86,8 +87,9 @@ class Fleet:
     def add_notification(self, repository: str, url: str, event: str = "repo_push",
                          method: str = "webhook", **kwargs) -> Notification:
         with transaction(self.factory) as session:
-            return create_notification(session, repository, event, method, {"url": url},
-                                       **kwargs)
+            return create_notification(
+                session, repository, event, method, {"url": url},
+                allowed_networks=parse_networks(self.settings.allowed_networks), **kwargs)
 
     def notification(self, uuid: str) -> Notification:
         with self.factory() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -25,8 +26,11 @@ def _rss_mb(pid: int) -> float:
 
 
 def _queued_and_unacked(fleet) -> tuple[int, int]:
+    """Delivery messages waiting in Redis, and those taken by a worker but not yet acked."""
     client = redis_lib.Redis.from_url(fleet.settings.broker_url)
-    return client.llen(fleet.settings.delivery_queue), client.hlen("unacked")
+    queue = fleet.settings.delivery_queue
+    unacked = [json.loads(raw) for raw in client.hvals("unacked")]  # [message, exchange, key]
+    return client.llen(queue), sum(routing_key == queue for _, _, routing_key in unacked)
 
 
 def _add_waiting_deliveries(fleet, notification_uuid: str, repository: str) -> str:

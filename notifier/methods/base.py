@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from notifier.http import HttpClient, HttpResult
+from notifier.netpolicy import Network
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,20 @@ class DeliveryContext:
     title: str | None = None
 
 
+@dataclass(frozen=True)
+class CreateContext:
+    """What a config check may consult: the repository and the network policy."""
+
+    repository: str
+    allowed_networks: tuple[Network, ...] = ()
+
+
 class Method:
     """A notification method. Subclasses set ``name`` and implement both calls."""
 
     name: ClassVar[str]
 
-    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         """Check ``config`` at create time and return it as stored (InvalidNotificationConfig)."""
         raise NotImplementedError
 

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
 from notifier.errors import InvalidNotificationConfig
 from notifier.http import HttpClient, HttpResult
-from notifier.methods.base import DeliveryContext, Method
+from notifier.methods.base import CreateContext, DeliveryContext, Method
+from notifier.netpolicy import url_allowed
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 24
-_SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
+
+
+def is_valid_secret(secret: Any) -> bool:
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        return False
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except ValueError:
+        return False
+    return len(key) >= SECRET_BYTES
 
 
 def new_secret() -> str:
@@ -39,21 +47,20 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 class WebhookMethod(Method):
     name = "webhook"
 
-    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         url = config.get("url")
         if not url:
             raise InvalidNotificationConfig("Missing webhook URL")
-        parts = urlsplit(str(url))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not isinstance(url, str) or not url_allowed(url, context.allowed_networks):
             raise InvalidNotificationConfig("Invalid webhook URL")
         secret = config.get("secret")
         if secret is None:
             secret = new_secret()
-        elif not isinstance(secret, str) or not _SECRET_RE.match(secret):
+        elif not is_valid_secret(secret):
             raise InvalidNotificationConfig(
                 "Invalid webhook secret: must be 'whsec_' followed by base64 of 24 or more bytes"
             )
-        return {**config, "url": str(url), "secret": secret}
+        return {**config, "secret": secret}
 
     def send(self, context: DeliveryContext, http: HttpClient) -> HttpResult:
         body = encode_body(context.event_data)

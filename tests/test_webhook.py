@@ -1,0 +1,184 @@
+"""The webhook method: its config check and a signed send that Standard Webhooks verifies."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import secrets
+import uuid
+from datetime import timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from notifier.errors import InvalidNotificationConfig, RetryableDeliveryError
+from notifier.events import build_event_data
+from notifier.http import HttpClient
+from notifier.methods import CreateContext, DeliveryContext, get_method
+from notifier.methods.webhook import WebhookMethod
+from notifier.models import utcnow
+from notifier.netpolicy import parse_networks
+from tests.receivers import Receiver
+
+WEBHOOK = WebhookMethod()
+# The receivers of these tests listen on loopback, which the policy allows here; nothing else.
+CONTEXT = CreateContext("acme/web", parse_networks(["127.0.0.0/8"]))
+
+
+def secret_of(size: int) -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(size)).decode()
+
+
+def secret_bytes(secret: str) -> bytes:
+    assert secret.startswith("whsec_")
+    return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+
+
+# --- validate_config ---------------------------------------------------------------------------
+
+def test_the_registry_names_the_webhook_method():
+    assert isinstance(get_method("webhook"), WebhookMethod)
+
+
+@pytest.mark.parametrize("config", [{}, {"url": ""}, {"url": None}, {"secret": secret_of(24)}])
+def test_a_missing_url_is_refused(config):
+    with pytest.raises(InvalidNotificationConfig, match="^Missing webhook URL$"):
+        WEBHOOK.validate_config(config, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/hook", "file:///etc/passwd", "http://", "https:///path",
+     "example.com/hook", "javascript:alert(1)"],
+)
+def test_a_url_that_is_not_http_with_a_host_is_refused(url):
+    with pytest.raises(InvalidNotificationConfig, match="^Invalid webhook URL$"):
+        WEBHOOK.validate_config({"url": url}, CONTEXT)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/"])
+def test_a_url_the_network_policy_forbids_is_refused(url):
+    with pytest.raises(InvalidNotificationConfig, match="^Invalid webhook URL$"):
+        WEBHOOK.validate_config({"url": url}, CONTEXT)
+
+
+def test_a_secret_is_generated_when_none_is_given():
+    first = WEBHOOK.validate_config({"url": "https://hooks.example.com/in"}, CONTEXT)
+    second = WEBHOOK.validate_config({"url": "https://hooks.example.com/in"}, CONTEXT)
+
+    assert first["url"] == "https://hooks.example.com/in"
+    assert first["secret"].startswith("whsec_")
+    assert len(secret_bytes(first["secret"])) >= 24
+    assert first["secret"] != second["secret"]
+
+
+@pytest.mark.parametrize("secret", [secret_of(24), secret_of(32),
+                                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+def test_a_valid_secret_is_kept(secret):
+    config = {"url": "https://hooks.example.com/in", "secret": secret}
+    assert WEBHOOK.validate_config(config, CONTEXT) == config
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "hunter2",
+        "whsec_",
+        "whsec_short",
+        secret_of(16),  # fewer than 24 bytes
+        "WHSEC_" + base64.b64encode(bytes(24)).decode(),
+        "whsec_" + "!" * 40,
+        12345,
+        "whsec_" + "A" * 33,  # base64 that does not decode
+    ],
+)
+def test_an_invalid_secret_is_refused(secret):
+    with pytest.raises(InvalidNotificationConfig, match="Invalid webhook secret"):
+        WEBHOOK.validate_config({"url": "https://hooks.example.com/in", "secret": secret}, CONTEXT)
+
+
+# --- send --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def http():
+    return HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
+                      user_agent="notifier", retry_after_max_s=60)
+
+
+def delivery(url: str, data: dict | None = None) -> DeliveryContext:
+    event_data = build_event_data("acme/web", "repo_push", data or {"updated_tags": ["v1"]},
+                                  server_hostname="registry.example.com", scheme="https")
+    return DeliveryContext(
+        delivery_id=str(uuid.uuid4()), event="repo_push", repository="acme/web",
+        event_data=event_data, config=WEBHOOK.validate_config({"url": url}, CONTEXT), attempt=1,
+        now=utcnow(),
+    )
+
+
+@pytest.mark.parametrize("data", [{"updated_tags": ["v1", "latest"]},
+                                  {"updated_tags": ["tag-ü", "镜像"], "note": "<b>&\"'"}])
+def test_the_body_is_the_event_data_and_the_signature_verifies(receiver, http, data):
+    context = delivery(receiver.url, data)
+
+    result = WEBHOOK.send(context, http)
+
+    [received] = receiver.wait_for(1)
+    assert result.status_code == 200
+    assert json.loads(received.body) == context.event_data
+    assert Webhook(context.config["secret"]).verify(received.body, received.headers) \
+        == context.event_data
+
+
+def test_the_headers(receiver, http):
+    context = delivery(receiver.url)
+
+    WEBHOOK.send(context, http)
+
+    headers = receiver.wait_for(1)[0].headers
+    assert headers["webhook-id"] == context.delivery_id
+    assert headers["webhook-timestamp"] == str(int(context.now.timestamp()))
+    assert headers["webhook-signature"].startswith("v1,")
+    assert headers["x-notifier-event"] == "repo_push"
+    assert headers["content-type"] == "application/json"
+
+
+def test_another_secret_does_not_verify(receiver, http):
+    WEBHOOK.send(delivery(receiver.url), http)
+
+    received = receiver.wait_for(1)[0]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret_of(24)).verify(received.body, received.headers)
+
+
+def test_every_attempt_of_a_delivery_has_the_same_webhook_id(receiver, http):
+    first = delivery(receiver.url)
+    retry = dataclasses.replace(first, attempt=2, now=first.now + timedelta(seconds=5))
+
+    WEBHOOK.send(first, http)
+    WEBHOOK.send(retry, http)
+
+    received = receiver.wait_for(2)
+    assert [r.headers["webhook-id"] for r in received] == [first.delivery_id] * 2
+    assert received[0].headers["webhook-timestamp"] != received[1].headers["webhook-timestamp"]
+    for request in received:
+        Webhook(first.config["secret"]).verify(request.body, request.headers)
+
+
+def test_a_failing_receiver_fails_the_send(http):
+    receiver = Receiver(statuses=[503])
+    try:
+        with pytest.raises(RetryableDeliveryError) as caught:
+            WEBHOOK.send(delivery(receiver.url), http)
+    finally:
+        receiver.close()
+
+    assert caught.value.status_code == 503
