@@ -85,6 +85,21 @@ def notification_add(repository, event, method, config_json, event_config_json, 
         click.echo(created.uuid)
 
 
+@notification.command("test")
+@click.argument("uuid")
+def notification_test(uuid: str) -> None:
+    """Send the event's sample data to notification UUID through the pipeline; prints the event id."""
+    from notifier.events import sample_data
+    from notifier.notifications import get_notification
+    from notifier.producer import default_producer
+
+    with _factory()() as session:
+        target = get_notification(session, uuid)
+    data = sample_data(target.event, target.event_config)
+    click.echo(default_producer().publish(target.repository, target.event, data,
+                                          test_notification=target.uuid))
+
+
 @cli.command()
 @click.argument("repository")
 @click.argument("event")

@@ -1,6 +1,6 @@
 """The repository events: one table row per event, and the payload every receiver gets.
 
-Adding an event is adding one entry to ``EVENTS`` (and, later, its templates).
+Adding an event is adding one entry to ``EVENTS`` and its folder of message templates.
 """
 
 from __future__ import annotations
@@ -14,66 +14,158 @@ from notifier.errors import InvalidEventData, InvalidInput, UnknownEvent
 Data = dict[str, Any]
 
 
-def _needs_tag_list(event: str, data: Data) -> None:
-    tags = data.get("updated_tags")
-    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
-        raise InvalidEventData(
-            f"event '{event}': field 'updated_tags' must be a non-empty list of strings"
-        )
+# --- what producers must send ------------------------------------------------------------------
+
+def _fail(event: str, field: str, must: str) -> InvalidEventData:
+    return InvalidEventData(f"event '{event}': field '{field}' must be {must}")
 
 
-def _needs_build_id(event: str, data: Data) -> None:
-    build_id = data.get("build_id")
-    if not isinstance(build_id, str) or not build_id:
-        raise InvalidEventData(f"event '{event}': field 'build_id' must be a non-empty string")
+def _string_list(event: str, data: Data, field: str, *, required: bool) -> None:
+    value = data.get(field)
+    if value is None and not required:
+        return
+    if not isinstance(value, list) or (required and not value) \
+            or not all(isinstance(item, str) for item in value):
+        raise _fail(event, field, "a non-empty list of strings" if required else "a list of strings")
+
+
+def _check_push(event: str, data: Data) -> None:
+    _string_list(event, data, "updated_tags", required=True)
+
+
+def _check_build(event: str, data: Data) -> None:
+    if not isinstance(data.get("build_id"), str) or not data["build_id"]:
+        raise _fail(event, "build_id", "a non-empty string")
+    _string_list(event, data, "docker_tags", required=False)
     if not isinstance(data.get("trigger_metadata", {}), (dict, type(None))):
-        raise InvalidEventData(f"event '{event}': field 'trigger_metadata' must be an object")
-
-
-def _needs_message(event: str, data: Data) -> None:
-    if not isinstance(data.get("message"), str):
-        raise InvalidEventData(f"event '{event}': field 'message' must be a string")
+        raise _fail(event, "trigger_metadata", "an object")
 
 
 def _check_vulnerability(event: str, field: str, vulnerability: Any) -> None:
     if not isinstance(vulnerability, dict):
-        raise InvalidEventData(f"event '{event}': field '{field}' must be an object")
+        raise _fail(event, field, "an object")
     if not isinstance(vulnerability.get("priority"), str):
-        raise InvalidEventData(f"event '{event}': field '{field}.priority' must be a string")
+        raise _fail(event, f"{field}.priority", "a string")
 
 
-def _needs_vulnerability(event: str, data: Data) -> None:
+def _check_vulnerabilities(event: str, data: Data) -> None:
     if "vulnerability" not in data and "vulnerabilities" not in data:
         raise InvalidEventData(
-            f"event '{event}': needs field 'vulnerability' (or a 'vulnerabilities' list)"
-        )
+            f"event '{event}': needs field 'vulnerability' (or a 'vulnerabilities' list)")
     if "vulnerability" in data:
         _check_vulnerability(event, "vulnerability", data["vulnerability"])
     if "vulnerabilities" in data:
         found = data["vulnerabilities"]
         if not isinstance(found, list) or not found:
-            raise InvalidEventData(
-                f"event '{event}': field 'vulnerabilities' must be a non-empty list"
-            )
+            raise _fail(event, "vulnerabilities", "a non-empty list")
         for index, vulnerability in enumerate(found):
             _check_vulnerability(event, f"vulnerabilities[{index}]", vulnerability)
+    _string_list(event, data, "tags", required=False)
 
+
+def _check_mirror(event: str, data: Data) -> None:
+    if not isinstance(data.get("message"), str):
+        raise _fail(event, "message", "a string")
+
+
+# --- one-line summaries ------------------------------------------------------------------------
+
+def _push_summary(data: Data, _config: Data) -> str:
+    return f"Repository {data['repository']} updated"
+
+
+def _build_summary(verb: str) -> Callable[[Data, Data], str]:
+    def summary(data: Data, _config: Data) -> str:
+        return f"Build {verb} for repository {data['repository']} [{data['build_id'][:7]}]"
+    return summary
+
+
+def _vulnerability_summary(data: Data, config: Data) -> str:
+    found = filters.passing_vulnerabilities(config, data) or filters.all_vulnerabilities(data)
+    where = f"in repository {data['repository']} in {len(data.get('tags') or [])} tags"
+    top = filters.severity_name(min(filters.severity_index(v.get("priority")) for v in found))
+    if len(found) == 1:
+        return f"{top} vulnerability detected {where}"
+    at_top = sum(filters.severity_name(filters.severity_index(v.get("priority"))) == top
+                 for v in found)
+    more = len(found) - at_top
+    counted = f"{at_top} {top} and {more} more" if more else f"{at_top} {top}"
+    return f"{counted} vulnerabilities were detected {where}"
+
+
+def _mirror_summary(outcome: str) -> Callable[[Data, Data], str]:
+    def summary(data: Data, _config: Data) -> str:
+        return f"Repository Mirror {outcome} for {data['message']}"
+    return summary
+
+
+# --- samples for "test notification" ----------------------------------------------------------
+
+def _push_sample(_config: Data) -> Data:
+    return {"updated_tags": ["latest", "foo"]}
+
+
+def _build_sample(extra: Data | None = None) -> Callable[[Data], Data]:
+    def sample(_config: Data) -> Data:
+        return {
+            "build_id": "fake-build-id",
+            "build_name": "some-fake-build",
+            "docker_tags": ["latest", "foo", "bar"],
+            "trigger_id": "1245634",
+            "trigger_kind": "GitHub",
+            "trigger_metadata": {
+                "default_branch": "master",
+                "ref": "refs/heads/somebranch",
+                "commit": "42d4a62c53350993ea41069e9f2cfdefb0df097d",
+                "commit_info": {
+                    "url": "http://path/to/the/commit",
+                    "message": "Some commit message",
+                    "date": 1425589320,
+                    "author": {"username": "fakeauthor", "url": "http://path/to/fake/author",
+                               "avatar_url": "http://www.gravatar.com/avatar/fakehash"},
+                },
+            },
+            **(extra or {}),
+        }
+    return sample
+
+
+def _vulnerability_sample(config: Data) -> Data:
+    level = config.get("level")
+    priority = "Critical" if level in (None, "") else \
+        filters.severity_name(filters.level_threshold(level))
+    return {
+        "tags": ["latest", "prod"],
+        "vulnerability": {"id": "CVE-FAKE-CVE", "description": "A futurist vulnerability",
+                          "link": "https://security-tracker.debian.org/tracker/CVE-FAKE-CVE",
+                          "priority": priority, "has_fix": True},
+    }
+
+
+def _mirror_sample(_config: Data) -> Data:
+    return {"message": "TEST NOTIFICATION"}
+
+
+# --- the table ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class EventType:
     name: str
     title: str
-    level: str
+    level: str  # colour of chat messages; vulnerability_found derives it from the severity
+    kind: str  # push | build | vulnerability | mirror
     check_data: Callable[[str, Data], None]
-    is_build: bool = False
+    summarize: Callable[[Data, Data], str]
+    sample: Callable[[Data], Data]
+
+    @property
+    def is_build(self) -> bool:
+        return self.kind == "build"
 
     @property
     def filter_keys(self) -> frozenset[str]:
-        if self.is_build:
-            return frozenset({"ref-regex"})
-        if self.name == "vulnerability_found":
-            return frozenset({"level"})
-        return frozenset()
+        return {"build": frozenset({"ref-regex"}),
+                "vulnerability": frozenset({"level"})}.get(self.kind, frozenset())
 
     def validate(self, data: Data) -> None:
         self.check_data(self.name, data)
@@ -86,31 +178,50 @@ class EventType:
 
     def passes(self, event_config: Data, data: Data) -> bool:
         """Whether a notification with this ``event_config`` fires for this event data."""
-        if self.is_build:
+        if self.kind == "build":
             return filters.ref_matches(event_config, data)
-        if self.name == "vulnerability_found":
+        if self.kind == "vulnerability":
             return bool(filters.passing_vulnerabilities(event_config, data))
         return True
+
+    def summary(self, data: Data, event_config: Data | None = None) -> str:
+        """One line: e-mail subject, Slack text, in-app title."""
+        return self.summarize(data, event_config or {})
+
+    def level_for(self, data: Data, event_config: Data | None = None) -> str:
+        """The level (chat colour) of this event's message."""
+        if self.kind != "vulnerability":
+            return self.level
+        found = filters.passing_vulnerabilities(event_config or {}, data) \
+            or filters.all_vulnerabilities(data)
+        worst = min(filters.severity_index(v.get("priority")) for v in found)
+        return "error" if worst == 0 else "warning" if worst in (1, 2) else "info"
 
 
 EVENTS: dict[str, EventType] = {
     event.name: event
     for event in (
-        EventType("repo_push", "Push to Repository", "primary", _needs_tag_list),
-        EventType("build_queued", "Dockerfile Build Queued", "info", _needs_build_id, True),
-        EventType("build_start", "Dockerfile Build Started", "info", _needs_build_id, True),
-        EventType("build_success", "Dockerfile Build Successfully Completed", "success",
-                  _needs_build_id, True),
-        EventType("build_failure", "Dockerfile Build Failed", "error", _needs_build_id, True),
-        EventType("build_cancelled", "Dockerfile Build Cancelled", "info", _needs_build_id, True),
-        EventType("vulnerability_found", "Package Vulnerability Found", "info",
-                  _needs_vulnerability),
-        EventType("repo_mirror_sync_started", "Repository Mirror Started", "info",
-                  _needs_message),
-        EventType("repo_mirror_sync_success", "Repository Mirror Success", "success",
-                  _needs_message),
-        EventType("repo_mirror_sync_failed", "Repository Mirror Unsuccessful", "error",
-                  _needs_message),
+        EventType("repo_push", "Push to Repository", "primary", "push",
+                  _check_push, _push_summary, _push_sample),
+        EventType("build_queued", "Dockerfile Build Queued", "info", "build",
+                  _check_build, _build_summary("queued"), _build_sample()),
+        EventType("build_start", "Dockerfile Build Started", "info", "build",
+                  _check_build, _build_summary("started"), _build_sample()),
+        EventType("build_success", "Dockerfile Build Successfully Completed", "success", "build",
+                  _check_build, _build_summary("succeeded"), _build_sample()),
+        EventType("build_failure", "Dockerfile Build Failed", "error", "build",
+                  _check_build, _build_summary("failure"),
+                  _build_sample({"error_message": "This is a fake error message"})),
+        EventType("build_cancelled", "Dockerfile Build Cancelled", "info", "build",
+                  _check_build, _build_summary("cancelled"), _build_sample()),
+        EventType("vulnerability_found", "Package Vulnerability Found", "info", "vulnerability",
+                  _check_vulnerabilities, _vulnerability_summary, _vulnerability_sample),
+        EventType("repo_mirror_sync_started", "Repository Mirror Started", "info", "mirror",
+                  _check_mirror, _mirror_summary("started"), _mirror_sample),
+        EventType("repo_mirror_sync_success", "Repository Mirror Success", "success", "mirror",
+                  _check_mirror, _mirror_summary("success"), _mirror_sample),
+        EventType("repo_mirror_sync_failed", "Repository Mirror Unsuccessful", "error", "mirror",
+                  _check_mirror, _mirror_summary("failed"), _mirror_sample),
     )
 }
 
@@ -162,3 +273,8 @@ def build_event_data(repository: str, event: str, data: Data, *, server_hostname
         "homepage": homepage,
     }
     return {**base, **data}
+
+
+def sample_data(event: str, event_config: Data | None = None) -> Data:
+    """Plausible data for a test notification (merged under the real repository's base fields)."""
+    return get_event(event).sample(event_config or {})

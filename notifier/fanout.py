@@ -39,10 +39,14 @@ def delivery_id(event_id: str, notification_uuid: str) -> str:
 
 
 def event_message(repository: str, event: str, data: dict[str, Any], performer: dict[str, Any],
-                  event_id: str, published_at: datetime) -> dict[str, Any]:
-    """The fan-out task's one argument."""
-    return {"event_id": event_id, "repository": repository, "event": event, "data": data,
-            "performer": performer, "published_at": published_at.isoformat()}
+                  event_id: str, published_at: datetime,
+                  test_notification: str | None = None) -> dict[str, Any]:
+    """The fan-out task's one argument; ``test_notification`` aims a test at one notification."""
+    message = {"event_id": event_id, "repository": repository, "event": event, "data": data,
+               "performer": performer, "published_at": published_at.isoformat()}
+    if test_notification:
+        message["test_notification"] = test_notification
+    return message
 
 
 def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
@@ -62,13 +66,15 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
         performer=message.get("performer") or {},
         published_at=datetime.fromisoformat(message["published_at"]), recorded_at=now,
     ))
-    notifications = session.scalars(
-        select(Notification).where(Notification.repository == repository,
-                                   Notification.event == event)
-    ).all()
+    query = select(Notification).where(Notification.repository == repository,
+                                       Notification.event == event)
+    test_of = message.get("test_notification")
+    if test_of:
+        query = query.where(Notification.uuid == test_of)
     event_type = get_event(event)
-    rows = [_delivery_row(message["event_id"], n, now) for n in notifications
-            if event_type.passes(n.event_config, data)]
+    rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
+            for n in session.scalars(query)
+            if test_of or event_type.passes(n.event_config, data)]
     if rows:
         session.execute(insert_ignore(session, Delivery), rows)
     pending = session.execute(
@@ -80,8 +86,9 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
             for row in pending]
 
 
-def _delivery_row(event_id: str, notification: Notification, now: datetime) -> dict[str, Any]:
-    enabled = notification.enabled
+def _delivery_row(event_id: str, notification: Notification, now: datetime, *,
+                  is_test: bool) -> dict[str, Any]:
+    enabled = notification.enabled or is_test  # an admin's test goes out even when disabled
     return {
         "id": delivery_id(event_id, notification.uuid),
         "event_id": event_id,
@@ -91,6 +98,6 @@ def _delivery_row(event_id: str, notification: Notification, now: datetime) -> d
         "attempts": 0,
         "enqueued_at": now if enabled else None,
         "last_error": None if enabled else DISABLED_REASON,
-        "is_test": False,
+        "is_test": is_test,
         "created_at": now,
     }

@@ -59,9 +59,18 @@ def ref_matches(event_config: dict, data: dict) -> bool:
     return isinstance(ref, str) and re.match(pattern, ref) is not None
 
 
+def severity_name(index: int) -> str:
+    return SEVERITIES[index]
+
+
+def all_vulnerabilities(data: dict) -> list[dict]:
+    """An event's vulnerabilities: the ``vulnerabilities`` list, else the one ``vulnerability``."""
+    return list(data.get("vulnerabilities") or [data.get("vulnerability") or {}])
+
+
 def passing_vulnerabilities(event_config: dict, data: dict) -> list[dict]:
     """The vulnerabilities of an event that are at or above the configured level."""
-    found = data.get("vulnerabilities") or [data.get("vulnerability") or {}]
+    found = all_vulnerabilities(data)
     if event_config.get("level") in (None, ""):
         return list(found)
     threshold = level_threshold(event_config["level"])

@@ -29,7 +29,8 @@ class Producer:
         self.settings = settings
 
     def publish(self, repository: str, event: str, data: Any = None, *,
-                performer: Any = None, event_id: str | None = None) -> str:
+                performer: Any = None, event_id: str | None = None,
+                test_notification: str | None = None) -> str:
         data = validate_event(repository, event, data)
         if performer is not None and not isinstance(performer, dict):
             raise InvalidInput("performer must be a JSON object")
@@ -39,9 +40,12 @@ class Producer:
             raise InvalidInput(
                 "event_id must be 1-128 characters of letters, digits and . _ : - "
                 "starting with a letter or digit")
-        message = event_message(repository, event, data, performer or {}, event_id, utcnow())
-        self._send(FAN_OUT_TASK, [message], self.settings.fanout_queue,
-                   f"{event} {repository} event={event_id}")
+        message = event_message(repository, event, data, performer or {}, event_id, utcnow(),
+                                test_notification)
+        described = f"{event} {repository} event={event_id}"
+        if test_notification:
+            described += f" test of notification={test_notification}"
+        self._send(FAN_OUT_TASK, [message], self.settings.fanout_queue, described)
         return event_id
 
     def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:

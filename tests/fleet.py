@@ -4,6 +4,8 @@ sharing one database and one broker, started from the test's own environment."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +80,13 @@ class Fleet:
     def stop(self) -> None:
         self.group.stop()
         self.engine.dispose()
+
+    def cli(self, *args: str) -> str:
+        """Run `notifier ARGS` against this fleet; returns what it printed (fails on an error)."""
+        done = subprocess.run([sys.executable, "-m", "notifier.cli", *args], env=self.env,
+                              cwd=self.workdir, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
     def log(self, name: str) -> str:
         return (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")

@@ -126,3 +126,52 @@ def test_worker_killed_mid_request_loses_nothing(fleet, receiver, unique_repo):
         == {delivery.id}
     kinds = [a.error_kind for a in fleet.attempts(delivery.id)]
     assert kinds == ["worker_lost", None]
+
+
+def test_ref_regex_filters_builds(fleet, receiver, unique_repo):
+    notification = fleet.add_notification(unique_repo, receiver.url, event="build_success",
+                                          event_config={"ref-regex": "refs/heads/main"})
+    for ref in ("refs/heads/dev", "refs/heads/main"):
+        fleet.producer.publish(unique_repo, "build_success",
+                               {"build_id": f"build-{ref[-3:]}", "trigger_metadata": {"ref": ref}})
+
+    [request] = receiver.wait_for(1)
+    assert json.loads(request.body)["trigger_metadata"]["ref"] == "refs/heads/main"
+    fleet.wait_for_state(notification.uuid, {"delivered"})
+    time.sleep(1)  # room for the filtered one to arrive, wrongly
+    assert len(fleet.deliveries(notification.uuid)) == 1 and len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(("level", "delivered"), [(0, False), ("high", True)])
+def test_vulnerability_level_filter(fleet, receiver, unique_repo, level, delivered):
+    notification = fleet.add_notification(unique_repo, receiver.url, event="vulnerability_found",
+                                          event_config={"level": level})
+    fleet.producer.publish(unique_repo, "vulnerability_found",
+                           {"tags": ["latest"], "vulnerability": {"id": "CVE-1", "priority": "High"}})
+    # A second, unfiltered notification on the same repository shows the event was fanned out.
+    witness = fleet.add_notification(unique_repo, receiver.url, event="vulnerability_found")
+    fleet.producer.publish(unique_repo, "vulnerability_found",
+                           {"tags": ["latest"], "vulnerability": {"id": "CVE-2", "priority": "High"}})
+    fleet.wait_for_state(witness.uuid, {"delivered"})
+    if delivered:
+        fleet.wait_for_state(notification.uuid, {"delivered"}, count=2)
+    else:
+        time.sleep(0.5)
+        assert fleet.deliveries(notification.uuid) == []
+
+
+def test_notification_test_sends_the_sample_marked_as_test(fleet, receiver, unique_repo):
+    receiver.statuses = [500]
+    notification = fleet.add_notification(unique_repo, receiver.url, event="build_failure")
+
+    event_id = fleet.cli("notification", "test", notification.uuid)
+
+    request = receiver.wait_for(1)[0]
+    body = json.loads(request.body)
+    assert (body["build_id"], body["error_message"]) == ("fake-build-id",
+                                                          "This is a fake error message")
+    assert body["homepage"] == \
+        f"https://registry.example.com/repository/{unique_repo}/build/fake-build-id"
+    [delivery] = fleet.wait_for_state(notification.uuid, {"failed"})
+    assert delivery.is_test and delivery.event_id == event_id
+    assert fleet.notification(notification.uuid).number_of_failures == 0  # tests do not count
