@@ -162,7 +162,7 @@ def up(no_flower: bool) -> None:
     upgrade(make_engine(settings.database_url))
     level = settings.log_level
     group = ProcessGroup(env=dict(os.environ))
-    group.start("fanout", worker_command("fanout", settings.fanout_queue, concurrency=2,
+    group.start("fanout", worker_command("fanout", settings.fanout_queue, concurrency=4,
                                          loglevel=level))
     group.start("delivery", worker_command("delivery", settings.delivery_queue,
                                            concurrency=settings.delivery_concurrency,

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db import transaction
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
-from notifier.http import HttpClient
-from notifier.methods import DeliveryContext, get_method
+from notifier.methods import DeliveryContext, Services, get_method
 from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification, utcnow
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Outcome:
 
 
 def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Policy,
-                 http: HttpClient, clock: Callable[[], datetime] = utcnow,
+                 services: Services, clock: Callable[[], datetime] = utcnow,
                  rng: random.Random | None = None) -> Outcome:
     """Claim, send and record one attempt of ``delivery_id``."""
     with transaction(factory) as session:
@@ -80,7 +79,7 @@ def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Po
     error: DeliveryError | None = None
     result = None
     try:
-        result = get_method(claimed.method_name).send(claimed.context, http)
+        result = get_method(claimed.method_name).send(claimed.context, services)
     except DeliveryError as exc:
         error = exc
     except Exception as exc:  # a bug in a method must not leave the delivery stuck
@@ -136,6 +135,7 @@ def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) ->
         delivery_id=delivery_id, event=event.name, repository=event.repository,
         event_data=event.payload, config=notification.config, attempt=delivery.attempts + 1,
         now=now, performer=event.performer, title=notification.title,
+        event_config=notification.event_config, notification_uuid=notification.uuid,
     ))
 
 

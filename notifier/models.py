@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -129,3 +131,109 @@ class Attempt(Base):
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+
+
+# --- the directory: who exists, who belongs where, who may do what -----------------------------
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrganizationAdmin(Base):
+    __tablename__ = "organization_admins"
+
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+
+
+class RepositoryPermission(Base):
+    """A user's or a team's role on a repository: read, write or admin."""
+
+    __tablename__ = "repository_permissions"
+    __table_args__ = (
+        UniqueConstraint("repository", "user_id"),
+        UniqueConstraint("repository", "team_id"),
+        CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="one_grantee"),
+        CheckConstraint("role IN ('read', 'write', 'admin')", name="known_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(String(512), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8))
+
+
+class AuthorizedEmail(Base):
+    """An e-mail address allowed to receive a repository's notifications once confirmed."""
+
+    __tablename__ = "authorized_emails"
+    __table_args__ = (UniqueConstraint("repository", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(String(512))
+    email: Mapped[str] = mapped_column(String(320))
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InAppNotification(Base):
+    """One in-app notification for a user, or for an organization (shown to its admins)."""
+
+    __tablename__ = "inapp_notifications"
+    __table_args__ = (
+        # A retried in-app delivery must not notify anyone twice.
+        UniqueConstraint("delivery_id", "recipient"),
+        CheckConstraint("(user_id IS NULL) <> (organization_id IS NULL)", name="one_target"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True,
+                                      default=lambda: str(uuid.uuid4()))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(36))
+    recipient: Mapped[str] = mapped_column(String(32))  # "user:<id>" or "org:<id>"
+    kind: Mapped[str] = mapped_column(String(64))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    dismissed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

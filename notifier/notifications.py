@@ -32,7 +32,8 @@ def create_notification(session: Session, repository: str, event: str, method: s
         raise InvalidNotificationConfig("title must be text of at most 255 characters")
     notification = Notification(
         repository=repository, event=event, method=method, title=title,
-        config=handler.validate_config(config, CreateContext(repository, allowed_networks)),
+        config=handler.validate_config(
+            config, CreateContext(repository, allowed_networks, session)),
         event_config=event_config,
         number_of_failures=0, enabled=True,
     )

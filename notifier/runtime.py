@@ -12,6 +12,7 @@ from notifier.db import make_engine, make_session_factory, transaction
 from notifier.delivery import Outcome, Policy, run_delivery
 from notifier.fanout import DeliveryRef, fan_out
 from notifier.http import HttpClient
+from notifier.methods import Services
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
 from notifier.scheduler import claim_due, recover_lost
@@ -21,20 +22,22 @@ from notifier.scheduler import claim_due, recover_lost
 class Runtime:
     settings: Settings
     factory: sessionmaker[Session]
-    http: HttpClient
+    services: Services
     policy: Policy
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
+        factory = make_session_factory(make_engine(settings.database_url))
+        http = HttpClient(
+            timeout_s=settings.send_timeout_s,
+            allowed=parse_networks(settings.allowed_networks),
+            user_agent=settings.user_agent,
+            retry_after_max_s=settings.retry_after_max_s,
+        )
         return cls(
             settings=settings,
-            factory=make_session_factory(make_engine(settings.database_url)),
-            http=HttpClient(
-                timeout_s=settings.send_timeout_s,
-                allowed=parse_networks(settings.allowed_networks),
-                user_agent=settings.user_agent,
-                retry_after_max_s=settings.retry_after_max_s,
-            ),
+            factory=factory,
+            services=Services(settings=settings, http=http, factory=factory),
             policy=Policy(settings.retry_schedule, settings.max_failures,
                           settings.claim_timeout_s),
         )
@@ -46,7 +49,8 @@ class Runtime:
                            scheme=self.settings.preferred_url_scheme)
 
     def deliver(self, delivery_id: str) -> Outcome:
-        return run_delivery(self.factory, delivery_id, policy=self.policy, http=self.http)
+        return run_delivery(self.factory, delivery_id, policy=self.policy,
+                            services=self.services)
 
     def due_deliveries(self) -> list[DeliveryRef]:
         """Close lost attempts, then claim what is due; the caller enqueues the result."""

@@ -61,9 +61,14 @@ class ProcessGroup:
         process.wait(timeout=30)
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Ask every process to stop (SIGTERM); kill what is still running after the timeout."""
+        """Ask every process to stop (SIGTERM); kill what is still running after the timeout.
+
+        SIGTERM goes to the main process only: a Celery worker then finishes its tasks, while
+        its prefork children (which reset SIGTERM to the default) would die mid-task.
+        """
         for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
+            if process.poll() is None:
+                process.terminate()
         deadline = time.monotonic() + timeout_s
         for process in self.processes.values():
             try:

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from notifier.errors import InvalidNotificationConfig, RetryableDeliveryError
 from notifier.events import build_event_data
 from notifier.http import HttpClient
-from notifier.methods import CreateContext, DeliveryContext, get_method
+from notifier.methods import CreateContext, DeliveryContext, Services, get_method
 from notifier.methods.webhook import WebhookMethod
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
@@ -109,9 +109,11 @@ def receiver():
 
 
 @pytest.fixture
-def http():
-    return HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
-                      user_agent="notifier", retry_after_max_s=60)
+def http(settings):
+    """What a webhook send uses: the HTTP helper, loopback allowed."""
+    client = HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
+                        user_agent="notifier", retry_after_max_s=60)
+    return Services(settings=settings, http=client)
 
 
 def delivery(url: str, data: dict | None = None) -> DeliveryContext:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from notifier.errors import UnknownMethod
-from notifier.methods.base import CreateContext, DeliveryContext, Method
+from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
 from notifier.methods.webhook import WebhookMethod
 
-__all__ = ["CreateContext", "DeliveryContext", "METHODS", "Method", "get_method"]
+__all__ = ["CreateContext", "DeliveryContext", "METHODS", "Method", "Services", "get_method"]
 
 
 def _registry(*methods: Method) -> dict[str, Method]:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings
 from notifier.http import HttpClient, HttpResult
 from notifier.netpolicy import Network
 
@@ -23,6 +26,18 @@ class DeliveryContext:
     now: datetime
     performer: dict[str, Any] = field(default_factory=dict)
     title: str | None = None
+    event_config: dict[str, Any] = field(default_factory=dict)
+    notification_uuid: str = ""
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a send may use, built once per worker process: never a module global."""
+
+    settings: Settings
+    http: HttpClient
+    factory: sessionmaker[Session] | None = None  # in-app rows and directory lookups
+    mailer: Any = None  # notifier.mailer.Mailer
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,7 @@ class CreateContext:
 
     repository: str
     allowed_networks: tuple[Network, ...] = ()
+    session: Session | None = None  # directory lookups (users, teams, authorized e-mails)
 
 
 class Method:
@@ -42,6 +58,6 @@ class Method:
         """Check ``config`` at create time and return it as stored (InvalidNotificationConfig)."""
         raise NotImplementedError
 
-    def send(self, context: DeliveryContext, http: HttpClient) -> HttpResult | None:
+    def send(self, context: DeliveryContext, services: Services) -> HttpResult | None:
         """Deliver once; raise a DeliveryError subclass when the attempt fails."""
         raise NotImplementedError

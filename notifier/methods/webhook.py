@@ -11,8 +11,8 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from notifier.errors import InvalidNotificationConfig
-from notifier.http import HttpClient, HttpResult
-from notifier.methods.base import CreateContext, DeliveryContext, Method
+from notifier.http import HttpResult
+from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
 from notifier.netpolicy import url_allowed
 
 SECRET_PREFIX = "whsec_"
@@ -62,7 +62,7 @@ class WebhookMethod(Method):
             )
         return {**config, "secret": secret}
 
-    def send(self, context: DeliveryContext, http: HttpClient) -> HttpResult:
+    def send(self, context: DeliveryContext, services: Services) -> HttpResult:
         body = encode_body(context.event_data)
         timestamp = int(context.now.timestamp())
         headers = {
@@ -71,4 +71,4 @@ class WebhookMethod(Method):
             "webhook-signature": sign(context.config["secret"], context.delivery_id, timestamp, body),
             "X-Notifier-Event": context.event,
         }
-        return http.post_json(context.config["url"], body, headers)
+        return services.http.post_json(context.config["url"], body, headers)
