@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Extra time a worker may spend on one attempt beyond the HTTP timeout (rendering, database).
@@ -44,6 +45,26 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     delivery_concurrency: int = Field(8, ge=1)
     flower_port: int = Field(5555, ge=0, le=65535)
+
+    # e-mail
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_s: float = Field(10.0, gt=0)
+    mail_sender: str = "notifier@localhost"
+    email_code_ttl_s: float = Field(7 * 24 * 3600, gt=0)
+
+    # chat services
+    slack_username: str = "notifier"
+    flowdock_api_url: str = "https://api.flowdock.com"
+    hipchat_api_url: str = "https://api.hipchat.com"
+
+    # TLS for outgoing HTTPS: our client certificate, and whom we trust
+    webhook_client_cert: str | None = None
+    webhook_client_key: str | None = None
+    ca_bundle: str | None = None
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -91,6 +112,20 @@ class Settings(BaseSettings):
             raise ValueError("must be http or https")
         return value
 
+    @field_validator("webhook_client_cert", "webhook_client_key", "ca_bundle")
+    @classmethod
+    def _check_readable(cls, value: str | None) -> str | None:
+        if value and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            raise ValueError(f"cannot read the file {value!r}")
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_client_pair(self):
+        if bool(self.webhook_client_cert) != bool(self.webhook_client_key):
+            raise ValueError("NOTIFIER_WEBHOOK_CLIENT_CERT and NOTIFIER_WEBHOOK_CLIENT_KEY "
+                             "go together: set both or neither")
+        return self
+
     @model_validator(mode="after")
     def _check_visibility(self):
         longest_attempt_s = self.send_timeout_s + ATTEMPT_OVERHEAD_S
@@ -110,6 +145,12 @@ class Settings(BaseSettings):
     def claim_timeout_s(self) -> float:
         """How long a worker owns a delivery it took; after that another worker may take it."""
         return self.send_timeout_s + ATTEMPT_OVERHEAD_S
+
+    @property
+    def client_cert(self) -> tuple[str, str] | None:
+        if self.webhook_client_cert and self.webhook_client_key:
+            return self.webhook_client_cert, self.webhook_client_key
+        return None
 
     @property
     def fanout_queue(self) -> str:

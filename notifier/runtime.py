@@ -12,6 +12,7 @@ from notifier.db import make_engine, make_session_factory, transaction
 from notifier.delivery import Outcome, Policy, run_delivery
 from notifier.fanout import DeliveryRef, fan_out
 from notifier.http import HttpClient
+from notifier.mailer import Mailer
 from notifier.methods import Services
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
@@ -33,11 +34,14 @@ class Runtime:
             allowed=parse_networks(settings.allowed_networks),
             user_agent=settings.user_agent,
             retry_after_max_s=settings.retry_after_max_s,
+            client_cert=settings.client_cert,
+            verify=settings.ca_bundle or True,
         )
         return cls(
             settings=settings,
             factory=factory,
-            services=Services(settings=settings, http=http, factory=factory),
+            services=Services(settings=settings, http=http, factory=factory,
+                              mailer=Mailer.from_settings(settings)),
             policy=Policy(settings.retry_schedule, settings.max_failures,
                           settings.claim_timeout_s),
         )

@@ -2,7 +2,8 @@
 fresh databases, and settings for tests.
 
 Environment knobs: NOTIFIER_TEST_POSTGRES (server URL, default postgresql://postgres@127.0.0.1:5432),
-NOTIFIER_TEST_REDIS (server URL, default redis://127.0.0.1:6379).
+NOTIFIER_TEST_REDIS (server URL, default redis://127.0.0.1:6379), NOTIFIER_TEST_REDIS_DB and
+NOTIFIER_TEST_REDIS_FLEET_DB (database numbers, default 11 and 12).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from notifier.migrate import upgrade
 
 POSTGRES_SERVER = os.environ.get("NOTIFIER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("NOTIFIER_TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_TEST_DB = 11  # tests own this Redis database number (the fleet uses 12)
+# Redis database numbers the tests own (two test runs at once need different ones).
+REDIS_TEST_DB = int(os.environ.get("NOTIFIER_TEST_REDIS_DB", "11"))
+REDIS_FLEET_DB = int(os.environ.get("NOTIFIER_TEST_REDIS_FLEET_DB", "12"))
 
 TEST_SETTINGS = {
     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -119,9 +122,6 @@ def settings():
 @pytest.fixture
 def unique_repo() -> str:
     return f"ns{uuid.uuid4().hex[:6]}/repo"
-
-
-REDIS_FLEET_DB = 12  # the fleet's own Redis database number
 
 
 @pytest.fixture(scope="session")

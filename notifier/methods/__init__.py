@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from notifier.errors import UnknownMethod
 from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
+from notifier.methods.email import EmailMethod
+from notifier.methods.flowdock import FlowdockMethod
+from notifier.methods.hipchat import HipchatMethod
+from notifier.methods.inapp import QuayNotificationMethod
+from notifier.methods.slack import SlackMethod
 from notifier.methods.webhook import WebhookMethod
 
 __all__ = ["CreateContext", "DeliveryContext", "METHODS", "Method", "Services", "get_method"]
@@ -19,7 +24,12 @@ def _registry(*methods: Method) -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _registry(
+    QuayNotificationMethod(),
+    EmailMethod(),
     WebhookMethod(),
+    SlackMethod(),
+    FlowdockMethod(),
+    HipchatMethod(),
 )
 
 

@@ -190,6 +190,10 @@ def _wait_for_stop(group) -> None:
     click.echo("stopped")
 
 
+# Command groups kept in their own modules register themselves on `cli`.
+from notifier.cli import directory as _directory, email as _email  # noqa: E402,F401
+
+
 def main() -> None:
     """Entry point: run the command line, turning every expected error into one line."""
     try:
@@ -213,6 +217,3 @@ def main() -> None:
         click.echo(f"error: database: {detail}", err=True)
         sys.exit(EXIT_ERROR)
 
-
-if __name__ == "__main__":
-    main()

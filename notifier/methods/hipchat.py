@@ -1,0 +1,9 @@
+"""hipchat: (to be written)."""
+
+from __future__ import annotations
+
+from notifier.methods.base import Method
+
+
+class HipchatMethod(Method):
+    name = "hipchat"
