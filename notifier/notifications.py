@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from notifier.errors import InvalidNotificationConfig, NotFound
 from notifier.events import get_event, split_repository
 from notifier.methods import CreateContext, get_method
-from notifier.models import Notification
+from notifier.models import Delivery, Notification
 from notifier.netpolicy import Network
 
 
@@ -47,3 +47,37 @@ def get_notification(session: Session, uuid: str) -> Notification:
     if notification is None:
         raise NotFound(f"no notification {uuid}")
     return notification
+
+
+def list_notifications(session: Session, repository: str) -> list[Notification]:
+    return list(session.scalars(
+        select(Notification).where(Notification.repository == repository)
+        .order_by(Notification.created_at, Notification.id)))
+
+
+def last_deliveries(session: Session, uuids: list[str]) -> dict[str, Delivery]:
+    """The newest delivery of each notification, in one query."""
+    newest = (select(Delivery, func.row_number().over(
+        partition_by=Delivery.notification_uuid,
+        order_by=(Delivery.created_at.desc(), Delivery.id.desc())).label("rank"))
+        .where(Delivery.notification_uuid.in_(uuids)).subquery())
+    latest = aliased(Delivery, newest)
+    rows = session.scalars(select(latest).where(newest.c.rank == 1))
+    return {delivery.notification_uuid: delivery for delivery in rows}
+
+
+def notification_view(notification: Notification, last: Delivery | None = None) -> dict[str, Any]:
+    """Quay's view of a notification (secrets masked), plus ours: enabled, created, last try."""
+    return {
+        "uuid": notification.uuid,
+        "title": notification.title,
+        "event": notification.event,
+        "method": notification.method,
+        "config": get_method(notification.method).masked_config(notification.config),
+        "event_config": notification.event_config,
+        "number_of_failures": notification.number_of_failures,
+        "enabled": notification.enabled,
+        "created": notification.created_at.isoformat(timespec="seconds"),
+        "last_attempt": last.created_at.isoformat(timespec="seconds") if last else None,
+        "last_error": last.last_error if last else None,
+    }

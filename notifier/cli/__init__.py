@@ -85,6 +85,26 @@ def notification_add(repository, event, method, config_json, event_config_json, 
         click.echo(created.uuid)
 
 
+@notification.command("list")
+@click.argument("repository")
+@click.option("--json", "as_json", is_flag=True, help="Quay's view, as JSON.")
+def notification_list(repository: str, as_json: bool) -> None:
+    """List REPOSITORY's notifications (secrets masked)."""
+    from notifier.notifications import last_deliveries, list_notifications, notification_view
+
+    with _factory()() as session:
+        found = list_notifications(session, repository)
+        last = last_deliveries(session, [n.uuid for n in found])
+        views = [notification_view(n, last.get(n.uuid)) for n in found]
+    if as_json:
+        click.echo(json.dumps({"notifications": views}, indent=2))
+        return
+    _print_table(["uuid", "event", "method", "config", "enabled", "failures", "last error"],
+                 [[v["uuid"], v["event"], v["method"], json.dumps(v["config"]),
+                   str(v["enabled"]), str(v["number_of_failures"]), v["last_error"] or ""]
+                  for v in views])
+
+
 @notification.command("test")
 @click.argument("uuid")
 def notification_test(uuid: str) -> None:
@@ -137,15 +157,20 @@ def deliveries(notification_uuid, state, limit, as_json) -> None:
 
 
 def _print_deliveries(rows: list[dict]) -> None:
+    _print_table(["created", "delivery", "event", "repository", "method", "state", "attempts",
+                  "last error"],
+                 [[row["created"], row["id"][:8], row["event"], row["repository"],
+                   row["method"], row["state"], str(row["attempts"]), row["last_error"] or ""]
+                  for row in rows])
+
+
+def _print_table(columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("created", "delivery", "event", "repository", "method", "state", "attempts",
-                  "last error")
+    table = Table(*columns)
     for row in rows:
-        table.add_row(row["created"], row["id"][:8], row["event"], row["repository"],
-                      row["method"], row["state"], str(row["attempts"]),
-                      row["last_error"] or "")
+        table.add_row(*row)
     Console(width=200).print(table)
 
 

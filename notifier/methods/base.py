@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from notifier.http import HttpClient, HttpResult
+from notifier.masking import mask
 from notifier.netpolicy import Network
 
 
@@ -53,6 +54,12 @@ class Method:
     """A notification method. Subclasses set ``name`` and implement both calls."""
 
     name: ClassVar[str]
+    secret_keys: ClassVar[tuple[str, ...]] = ()  # config values shown masked, never in clear
+
+    def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The config as people may see it (command line, API): secrets masked."""
+        return {key: mask(value) if key in self.secret_keys else value
+                for key, value in config.items()}
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         """Check ``config`` at create time and return it as stored (InvalidNotificationConfig)."""
