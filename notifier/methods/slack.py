@@ -1,9 +1,43 @@
-"""slack: (to be written)."""
+"""slack: an incoming-webhook message, the HTML message converted to mrkdwn."""
 
 from __future__ import annotations
 
-from notifier.methods.base import Method
+from typing import Any
+from urllib.parse import urlsplit
+
+from notifier.errors import InvalidNotificationConfig
+from notifier.http import HttpResult
+from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
+from notifier.methods.chat import ChatMessage, post, required_text
+from notifier.mrkdwn import html_to_mrkdwn
+from notifier.netpolicy import url_allowed
+
+COLOURS = {"info": "#ffffff", "warning": "warning", "error": "danger",
+           "success": "good", "primary": "good"}
 
 
 class SlackMethod(Method):
     name = "slack"
+    secret_keys = ("url",)
+
+    def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
+        """A Slack Callback URL: https, to a host the network policy allows."""
+        url = required_text(config, "url", "Missing Slack Callback URL")
+        if urlsplit(url).scheme != "https" or not url_allowed(url, context.allowed_networks):
+            raise InvalidNotificationConfig("Invalid Slack Callback URL")
+        return dict(config)
+
+    def send(self, context: DeliveryContext, services: Services) -> HttpResult:
+        """POST the summary, with the message as a coloured mrkdwn attachment."""
+        message = ChatMessage.for_delivery(context)
+        body = {
+            "text": message.summary,
+            "username": services.settings.slack_username,
+            "attachments": [{
+                "fallback": message.summary,
+                "text": html_to_mrkdwn(message.html),
+                "color": COLOURS[message.level],
+                "mrkdwn_in": ["text"],
+            }],
+        }
+        return post(services, context.config["url"], body)
