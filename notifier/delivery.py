@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db import transaction
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
+from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
 from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification, utcnow
 
@@ -166,7 +167,7 @@ def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | No
     else:
         delivery.state = DeliveryState.FAILED.value
         if not delivery.is_test:  # a test says nothing about the notification's health
-            _count_failure(notification, error, policy)
+            _count_failure(session, notification, error, policy, now)
     return Outcome(delivery.id, delivery.state, attempt.number, policy.max_attempts,
                    attempt.status_code, attempt.error, delivery.next_attempt_at)
 
@@ -180,7 +181,8 @@ def retry_delay(policy: Policy, attempts_made: int, retry_after_s: float | None,
     return delay * rng.uniform(1 - JITTER, 1 + JITTER)
 
 
-def _count_failure(notification: Notification, error: DeliveryError, policy: Policy) -> None:
+def _count_failure(session: Session, notification: Notification, error: DeliveryError,
+                   policy: Policy, now: datetime) -> None:
     notification.number_of_failures += 1
     if not notification.enabled:
         return
@@ -194,6 +196,7 @@ def _count_failure(notification: Notification, error: DeliveryError, policy: Pol
     notification.enabled = False
     notification.disabled_reason = _clip(reason)
     log.warning("notification %s disabled: %s", notification.uuid, notification.disabled_reason)
+    notify_disabled(session, notification, disabled_at=now)  # ours: Quay disables silently
 
 
 def _clip(text: str) -> str:

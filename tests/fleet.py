@@ -4,6 +4,7 @@ sharing one database and one broker, started from the test's own environment."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import requests
 from sqlalchemy import func, select
 
 from config import Settings, load_settings
@@ -20,7 +22,7 @@ from notifier.models import Attempt, Delivery, Notification
 from notifier.netpolicy import parse_networks
 from notifier.notifications import create_notification
 from notifier.producer import Producer, client_app
-from notifier.supervisor import ProcessGroup, beat_command, worker_command
+from notifier.supervisor import ProcessGroup, beat_command, flower_command, worker_command
 
 FLEET_SETTINGS = {
     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -32,6 +34,7 @@ FLEET_SETTINGS = {
     "NOTIFIER_VISIBILITY_TIMEOUT_S": "10",
     "NOTIFIER_SCHEDULER_INTERVAL_S": "0.2",
     "NOTIFIER_LOG_LEVEL": "INFO",
+    "FLOWER_UNAUTHENTICATED_API": "1",  # tests read Flower's task list
 }
 READY_TIMEOUT_S = 60
 
@@ -93,11 +96,26 @@ class Fleet:
 
     # --- the ledger, for assertions -------------------------------------------------------
 
+    def start_flower(self) -> str:
+        """Start Flower on a free loopback port; returns its URL once it answers."""
+        port = free_port()
+        self.group.start("flower", flower_command(port))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{url}/healthcheck", timeout=1).raise_for_status()
+                return url
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise TimeoutError(f"Flower did not answer within {READY_TIMEOUT_S} s")
+
     def add_notification(self, repository: str, url: str, event: str = "repo_push",
-                         method: str = "webhook", **kwargs) -> Notification:
+                         method: str = "webhook", config: dict | None = None,
+                         **kwargs) -> Notification:
         with transaction(self.factory) as session:
             return create_notification(
-                session, repository, event, method, {"url": url},
+                session, repository, event, method, config or {"url": url},
                 allowed_networks=parse_networks(self.settings.allowed_networks), **kwargs)
 
     def notification(self, uuid: str) -> Notification:
@@ -132,6 +150,12 @@ class Fleet:
                     f"deliveries of {notification_uuid}: {[(d.state, d.attempts) for d in found]}"
                     f", expected {count} in {states} within {timeout_s:g} s")
             time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -13,6 +13,10 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from notifier.db import transaction
+from notifier.directory import save_user
+from notifier.inapp import list_inbox
+
 pytestmark = pytest.mark.fleet
 
 PUSH = {"updated_tags": ["latest", "v1.2"]}
@@ -88,7 +92,10 @@ def test_delivered_resets_the_failure_count(fleet, receiver, unique_repo):
     assert fleet.notification(notification.uuid).number_of_failures == 0
 
 
-def test_410_disables_at_once(fleet, receiver, unique_repo):
+def test_410_disables_at_once_and_tells_the_admins(fleet, receiver, unique_repo):
+    owner = unique_repo.split("/")[0]  # the namespace's user is an admin of the repository
+    with transaction(fleet.factory) as session:
+        save_user(session, owner)
     receiver.statuses = [410]
     notification = fleet.add_notification(unique_repo, receiver.url)
     fleet.producer.publish(unique_repo, "repo_push", PUSH)
@@ -97,6 +104,11 @@ def test_410_disables_at_once(fleet, receiver, unique_repo):
     assert delivery.attempts == 1 and delivery.last_status_code == 410
     disabled = fleet.notification(notification.uuid)
     assert not disabled.enabled and "410" in disabled.disabled_reason
+    with fleet.factory() as session:
+        [notice], _ = list_inbox(session, owner)
+    assert notice["kind"] == "notification_disabled"
+    assert notice["metadata"]["notification_uuid"] == notification.uuid
+    assert "410" in notice["metadata"]["reason"]
 
 
 def test_fan_out_delivered_twice_sends_once(fleet, receiver, unique_repo):

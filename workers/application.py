@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, worker_process_init
 
 from config import ConfigurationError, get_settings
 from config.celery import celery_config
@@ -47,6 +48,12 @@ def producer() -> Producer:
         if _producer is None:
             _producer = Producer(app, get_settings())
         return _producer
+
+
+@after_setup_logger.connect
+def _keep_urls_out_of_logs(**_) -> None:
+    # urllib3 logs each request line, query string (and so any token in it) included, at DEBUG.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 @worker_process_init.connect
