@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import ssl
 from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -124,6 +125,13 @@ class Settings(BaseSettings):
         if bool(self.webhook_client_cert) != bool(self.webhook_client_key):
             raise ValueError("NOTIFIER_WEBHOOK_CLIENT_CERT and NOTIFIER_WEBHOOK_CLIENT_KEY "
                              "go together: set both or neither")
+        if self.client_cert:
+            try:
+                ssl.create_default_context().load_cert_chain(*self.client_cert)
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(
+                    "NOTIFIER_WEBHOOK_CLIENT_CERT and NOTIFIER_WEBHOOK_CLIENT_KEY are not a "
+                    f"usable certificate and key pair: {exc.strerror or exc}") from None
         return self
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ from requests.structures import CaseInsensitiveDict
 
 from notifier import __version__
 from notifier.errors import PermanentDeliveryError, ReceiverGone, RetryableDeliveryError
-from notifier.netpolicy import ForbiddenAddress, Network, resolve
+from notifier.netpolicy import ForbiddenAddress, Network, Unresolvable, resolve
 
 EXCERPT_BYTES = 2048
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -73,18 +73,25 @@ class HttpClient:
         self.session.mount("http://", PolicyAdapter(allowed, https=False))
         self.session.mount("https://", PolicyAdapter(allowed, https=True))
         self.session.headers["User-Agent"] = f"{user_agent}/{__version__}"
-        self.session.cert = client_cert
+        self.client_cert = client_cert
         self.session.verify = verify
 
-    def post_json(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> HttpResult:
-        """POST ``body`` (already-serialised JSON) to ``url``; a 2xx answer returns."""
+    def post_json(self, url: str, body: bytes, headers: dict[str, str] | None = None, *,
+                  present_client_cert: bool = False) -> HttpResult:
+        """POST ``body`` (already-serialised JSON) to ``url``; a 2xx answer returns.
+
+        ``present_client_cert``: show our TLS client certificate (webhooks only), if configured.
+        """
         check_url(url)
         started = time.monotonic()
         try:
             response = self.session.post(
                 url, data=body, timeout=self.timeout_s, allow_redirects=False,
                 headers={"Content-Type": "application/json", **(headers or {})},
+                cert=self.client_cert if present_client_cert else None,
             )
+        except Unresolvable as exc:
+            raise RetryableDeliveryError("dns", str(exc)) from None
         except ForbiddenAddress as exc:
             raise RetryableDeliveryError("forbidden_address", str(exc)) from None
         except requests.Timeout:

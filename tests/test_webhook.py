@@ -184,3 +184,14 @@ def test_a_failing_receiver_fails_the_send(http):
         receiver.close()
 
     assert caught.value.status_code == 503
+
+
+def test_the_view_masks_the_secret_and_the_urls_credentials():
+    config = WEBHOOK.validate_config(
+        {"url": "https://bob:hunter2pass@hooks.example.com/in?token=abcdef123456789"}, CONTEXT)
+
+    masked = WEBHOOK.masked_config(config)
+
+    assert masked["url"] == "https://bob:****@hooks.example.com/in?token=****6789"
+    assert masked["secret"] == "****" + config["secret"][-4:]
+    assert "hunter2pass" not in json.dumps(masked) and config["secret"] not in json.dumps(masked)

@@ -1,4 +1,5 @@
-"""webhook: POST the event data, signed the Standard Webhooks way."""
+"""webhook: POST the event data (or the body template applied to it), signed the Standard
+Webhooks way."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from notifier.errors import InvalidNotificationConfig
+from notifier.bodytemplate import Template, compile_template
+from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
 from notifier.http import HttpResult
+from notifier.masking import mask_url
 from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
 from notifier.netpolicy import url_allowed
 
@@ -38,6 +41,14 @@ def encode_body(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def body_template(config: dict[str, Any]) -> Template | None:
+    """The config's compiled ``template``, or None when it has none (absent, null or "")."""
+    text = config.get("template")
+    if text is None or text == "":
+        return None
+    return compile_template(text)
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value (``v1,<base64>``) for one secret."""
     when = datetime.fromtimestamp(timestamp, tz=timezone.utc)
@@ -46,6 +57,14 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 class WebhookMethod(Method):
     name = "webhook"
+    secret_keys = ("secret",)
+
+    def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The signing secret masked, and the URL's password and query values."""
+        masked = super().masked_config(config)
+        if isinstance(config.get("url"), str):
+            masked["url"] = mask_url(config["url"])
+        return masked
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         url = config.get("url")
@@ -60,10 +79,11 @@ class WebhookMethod(Method):
             raise InvalidNotificationConfig(
                 "Invalid webhook secret: must be 'whsec_' followed by base64 of 24 or more bytes"
             )
+        body_template(config)  # checked here; stored as the text it was given
         return {**config, "secret": secret}
 
     def send(self, context: DeliveryContext, services: Services) -> HttpResult:
-        body = encode_body(context.event_data)
+        body = encode_body(self._body_data(context))
         timestamp = int(context.now.timestamp())
         headers = {
             "webhook-id": context.delivery_id,
@@ -71,4 +91,14 @@ class WebhookMethod(Method):
             "webhook-signature": sign(context.config["secret"], context.delivery_id, timestamp, body),
             "X-Notifier-Event": context.event,
         }
-        return services.http.post_json(context.config["url"], body, headers)
+        return services.http.post_json(context.config["url"], body, headers,
+                                       present_client_cert=True)
+
+    @staticmethod
+    def _body_data(context: DeliveryContext) -> Any:
+        """The event data, or the body template applied to it."""
+        try:
+            template = body_template(context.config)
+        except InvalidNotificationConfig as exc:  # stored before a check that now refuses it
+            raise PermanentDeliveryError("invalid_template", str(exc)) from None
+        return context.event_data if template is None else template.apply(context.event_data)
