@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     flowdock_api_url: str = "https://api.flowdock.com"
     hipchat_api_url: str = "https://api.hipchat.com"
 
+    # the HTTP API
+    service_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_max_body_bytes: int = Field(1_048_576, ge=1024)
+
     # TLS for outgoing HTTPS: our client certificate, and whom we trust
     webhook_client_cert: str | None = None
     webhook_client_key: str | None = None
@@ -80,6 +85,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be comma-separated seconds, got {value!r}") from None
         if any(not math.isfinite(delay) or delay < 0 for delay in value):
             raise ValueError("delays must be finite and not negative")
+        return value
+
+    @field_validator("service_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value):
+        if isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        if any(len(str(getattr(t, "get_secret_value", lambda: t)())) < 16 for t in value):
+            raise ValueError("each service token must be at least 16 characters long")
         return value
 
     @field_validator("allowed_networks", mode="before")

@@ -149,6 +149,7 @@ def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | No
                     delivery.id, attempt.number)
         return Outcome(delivery.id, delivery.state, attempt.number, policy.max_attempts, ran=False)
     session.add(attempt)
+    this_round = attempt.number - delivery.attempts_before_redelivery
     delivery.claimed_until = None
     delivery.last_status_code = attempt.status_code
     delivery.last_error = attempt.error
@@ -160,10 +161,10 @@ def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | No
         delivery.state, delivery.delivered_at = DeliveryState.DELIVERED.value, now
         if not delivery.is_test:
             notification.number_of_failures = 0
-    elif isinstance(error, RetryableDeliveryError) and attempt.number < policy.max_attempts:
+    elif isinstance(error, RetryableDeliveryError) and this_round < policy.max_attempts:
         delivery.state = DeliveryState.RETRYING.value
         delivery.next_attempt_at = now + timedelta(
-            seconds=retry_delay(policy, attempt.number, error.retry_after_s, rng))
+            seconds=retry_delay(policy, this_round, error.retry_after_s, rng))
     else:
         delivery.state = DeliveryState.FAILED.value
         if not delivery.is_test:  # a test says nothing about the notification's health

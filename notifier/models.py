@@ -107,6 +107,9 @@ class Delivery(Base):
     method: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts made before the latest redelivery: a redelivered delivery gets a full schedule.
+    attempts_before_redelivery: Mapped[int] = mapped_column(Integer, default=0,
+                                                            server_default="0")
     next_attempt_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]
     enqueued_at: Mapped[datetime | None]
@@ -236,4 +239,21 @@ class InAppNotification(Base):
     kind: Mapped[str] = mapped_column(String(64))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     dismissed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API, stored as its SHA-256 only."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint("kind IN ('service', 'user')", name="known_kind"),
+        CheckConstraint("(kind = 'user') = (user_id IS NOT NULL)", name="user_tokens_name_a_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(255))  # the service's name, or the user's
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -29,6 +29,11 @@ def beat_command(schedule_file: Path, loglevel: str = "INFO") -> list[str]:
     return celery_command("beat", "-s", str(schedule_file), "-l", loglevel)
 
 
+def api_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", "notifier.api:create_app",
+            "--host", host, "--port", str(port)]
+
+
 def flower_command(port: int) -> list[str]:
     return celery_command("flower", f"--port={port}", "--address=127.0.0.1")
 

@@ -175,12 +175,42 @@ def _print_table(columns: list[str], rows: list[list[str]]) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API with uvicorn (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    get_settings()  # a bad setting stops here, in one line
+    uvicorn.run("notifier.api:create_app", factory=True, host=host, port=port)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--service", help="A token for this service (the registry).")
+@click.option("--user", help="A token for this user of the directory.")
+def token_create(service: str | None, user: str | None) -> None:
+    """Create a token and print it: it is shown this once, and stored hashed."""
+    from notifier.api.tokens import create_token
+    from notifier.db import transaction
+
+    if bool(service) == bool(user):
+        raise click.UsageError("give exactly one of --service NAME or --user NAME")
+    with transaction(_factory()) as session:
+        click.echo(create_token(session, service=service, user=user))
+
+
+@cli.command()
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
 def up(no_flower: bool) -> None:
-    """Run the whole service: migrate, fan-out and delivery workers, beat and Flower."""
+    """Run the whole service: migrate, workers, beat, the API and Flower."""
     from notifier.db import make_engine
     from notifier.migrate import upgrade
-    from notifier.supervisor import (ProcessGroup, beat_command, flower_command,
+    from notifier.supervisor import (ProcessGroup, api_command, beat_command, flower_command,
                                      worker_command)
 
     settings = get_settings()
@@ -193,6 +223,8 @@ def up(no_flower: bool) -> None:
                                            concurrency=settings.delivery_concurrency,
                                            loglevel=level))
     group.start("beat", beat_command(Path("var/celerybeat-schedule"), level))
+    group.start("api", api_command("127.0.0.1", settings.api_port))
+    click.echo(f"API: http://127.0.0.1:{settings.api_port}/ (OpenAPI at /openapi.json)")
     if not no_flower:
         group.start("flower", flower_command(settings.flower_port))
         click.echo(f"Flower: http://127.0.0.1:{settings.flower_port}/")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -20,6 +20,7 @@ from notifier.netpolicy import url_allowed
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 24
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def is_valid_secret(secret: Any) -> bool:
@@ -55,9 +56,24 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return Webhook(secret).sign(msg_id, when, body.decode())
 
 
+def signing_secrets(config: dict[str, Any], now: datetime) -> list[str]:
+    """The secret, and during a rotation the previous one too (new first)."""
+    secrets_in_use = [config["secret"]]
+    until = config.get("previous_secret_until")
+    if config.get("previous_secret") and until and now < datetime.fromisoformat(until):
+        secrets_in_use.append(config["previous_secret"])
+    return secrets_in_use
+
+
+def rotated(config: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The config with a new secret; the old one keeps signing for ROTATION_OVERLAP."""
+    return {**config, "secret": new_secret(), "previous_secret": config["secret"],
+            "previous_secret_until": (now + ROTATION_OVERLAP).isoformat()}
+
+
 class WebhookMethod(Method):
     name = "webhook"
-    secret_keys = ("secret",)
+    secret_keys = ("secret", "previous_secret")
 
     def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The signing secret masked, and the URL's password and query values."""
@@ -88,7 +104,9 @@ class WebhookMethod(Method):
         headers = {
             "webhook-id": context.delivery_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(context.config["secret"], context.delivery_id, timestamp, body),
+            "webhook-signature": " ".join(
+                sign(secret, context.delivery_id, timestamp, body)
+                for secret in signing_secrets(context.config, context.now)),
             "X-Notifier-Event": context.event,
         }
         return services.http.post_json(context.config["url"], body, headers,

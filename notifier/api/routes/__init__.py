@@ -1,0 +1,14 @@
+"""The API's routers, one module per area."""
+
+from notifier.api.routes import (
+    deliveries,
+    directory,
+    emails,
+    events,
+    health,
+    inbox,
+    notifications,
+)
+
+ROUTERS = [health.router, notifications.router, deliveries.router, events.router, emails.router,
+           inbox.router, directory.router]

@@ -1,0 +1,41 @@
+"""Sending failed or skipped deliveries again, one at a time or in bulk, through the pipeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from notifier.errors import InvalidInput
+from notifier.fanout import DeliveryRef
+from notifier.models import Delivery, DeliveryState, utcnow
+from notifier.scheduler import delivery_refs
+
+REDELIVERABLE = frozenset({DeliveryState.FAILED.value, DeliveryState.SKIPPED.value})
+
+
+def redeliver(session: Session, notification_uuid: str, *, delivery_ids: list[str] | None = None,
+              since: datetime | None = None, states: list[str] | None = None,
+              now: datetime | None = None) -> list[DeliveryRef]:
+    """Put the matching failed/skipped deliveries back to pending with a full retry schedule.
+
+    Returns what to enqueue after commit. The webhook-id (the delivery id) stays the same.
+    """
+    states = list(states or REDELIVERABLE)
+    if not set(states) <= REDELIVERABLE:
+        raise InvalidInput(f"only {sorted(REDELIVERABLE)} deliveries can be sent again")
+    chosen = select(Delivery.id).where(Delivery.notification_uuid == notification_uuid,
+                                       Delivery.state.in_(states))
+    if delivery_ids is not None:
+        chosen = chosen.where(Delivery.id.in_(delivery_ids))
+    if since is not None:
+        chosen = chosen.where(Delivery.created_at >= since)
+    ids = list(session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(chosen.scalar_subquery()), Delivery.state.in_(states))
+        .values(state=DeliveryState.PENDING.value,
+                attempts_before_redelivery=Delivery.attempts, next_attempt_at=None,
+                enqueued_at=now or utcnow(), last_error=None)
+        .returning(Delivery.id)))
+    return delivery_refs(session, ids)
