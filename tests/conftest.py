@@ -41,13 +41,14 @@ def service_missing(what: str, error: Exception):
     pytest.skip(message)
 
 
-def create_database(prefix: str) -> str:
-    """A new, empty PostgreSQL database; returns its URL."""
+def create_database(prefix: str, template: str | None = None) -> str:
+    """A new PostgreSQL database, empty or a copy of ``template`` (a URL); returns its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     try:
         with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True,
                              connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
     except psycopg.OperationalError as exc:
         service_missing("PostgreSQL", exc)
     return f"{POSTGRES_SERVER}/{name}"
@@ -168,3 +169,31 @@ def receiver():
     made = Receiver()
     yield made
     made.close()
+
+
+@pytest.fixture(scope="session")
+def api_template():
+    """A migrated PostgreSQL database holding the API personas, copied for each API test."""
+    from tests.api_support import seed_directory
+
+    database = create_database("notifier_api_template")
+    engine = make_engine(database)
+    upgrade(engine)
+    tokens = seed_directory(make_session_factory(engine))
+    engine.dispose()
+    yield database, tokens
+    drop_database(database)
+
+
+@pytest.fixture
+def api(api_template, redis_db):
+    """The API (FastAPI's test client) on its own copy of the template database, Redis as its
+    broker (this test's Redis database)."""
+    from tests.api_support import api_settings, make_api
+
+    template, tokens = api_template
+    database = create_database("notifier_api", template=template)
+    made = make_api(api_settings(database, f"{REDIS_SERVER}/{redis_db}"), tokens)
+    yield made
+    made.client.app.state.engine.dispose()
+    drop_database(database)
