@@ -197,3 +197,17 @@ def api(api_template, redis_db):
     yield made
     made.client.app.state.engine.dispose()
     drop_database(database)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a test with a running fleet fails, show the tail of each process's log with it."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name in ("fleet", "redis_fleet", "embedded_fleet"):
+        fleet = item.funcargs.get(name)
+        if fleet is not None:
+            report.sections.append((f"fleet logs ({name})", fleet.log_tails()))
+            return

@@ -91,6 +91,12 @@ class Fleet:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
+    def log_tails(self, lines: int = 40) -> str:
+        """The last lines of every process log, for a failing test's report."""
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in sorted((self.workdir / "logs").glob("*.log")))
+
     def log(self, name: str) -> str:
         return (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")
 

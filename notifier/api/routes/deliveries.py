@@ -1,7 +1,153 @@
-"""(to be written)"""
+"""Ours, beyond Quay: a notification's delivery ledger, and sending deliveries again.
+
+Pages are keyset-paginated, newest first: the cursor is the (created_at, id) of the last
+delivery of the previous page, so a delivery recorded meanwhile never shifts a page.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any, Iterable
 
-router = APIRouter()
+from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from notifier.api.deps import ProducerDep, SessionDep
+from notifier.api.errors import ApiError
+from notifier.api.models import Redelivery
+from notifier.api.routes.notifications import PREFIX, AdminNotification
+from notifier.errors import BrokerUnavailable, NotFound
+from notifier.fanout import DeliveryRef
+from notifier.ledger import delivery_view, list_attempts
+from notifier.models import Delivery, DeliveryState, Event
+from notifier.producer import Producer
+from notifier.redelivery import REDELIVERABLE, redeliver
+
+router = APIRouter(prefix=PREFIX + "/{uuid}", tags=["deliveries"])
+
+Cursor = tuple[datetime, str]
+
+
+def encode_cursor(delivery: Delivery) -> str:
+    """An opaque cursor pointing just after ``delivery`` (full-precision time, not the view's)."""
+    raw = json.dumps([delivery.created_at.isoformat(), delivery.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    """The (created_at, id) a cursor holds; 400 for anything this API did not make."""
+    try:
+        created, delivery_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        after = datetime.fromisoformat(created)
+    except (binascii.Error, UnicodeError, ValueError, TypeError):
+        raise ApiError(400, "Invalid cursor: pass back a next_cursor of this call") from None
+    if after.tzinfo is None or not isinstance(delivery_id, str):
+        raise ApiError(400, "Invalid cursor: pass back a next_cursor of this call")
+    return after, delivery_id
+
+
+def newest_deliveries(session: Session, notification_uuid: str, *, state: str | None,
+                      before: Cursor | None, limit: int) -> list[Any]:
+    """Up to ``limit`` (delivery, event name, repository) rows, newest first, after ``before``."""
+    query = (select(Delivery, Event.name, Event.repository)
+             .join(Event, Event.id == Delivery.event_id)
+             .where(Delivery.notification_uuid == notification_uuid)
+             .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+             .limit(limit))
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    if before is not None:
+        created, delivery_id = before
+        query = query.where(or_(Delivery.created_at < created,
+                                and_(Delivery.created_at == created, Delivery.id < delivery_id)))
+    return list(session.execute(query))
+
+
+def notification_delivery(delivery_id: str, notification: AdminNotification,
+                          session: SessionDep) -> Any:
+    """The (delivery, event name, repository) row of the path's notification; 404 otherwise."""
+    row = session.execute(
+        select(Delivery, Event.name, Event.repository)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.id == delivery_id,
+               Delivery.notification_uuid == notification.uuid)).first()
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id} of notification {notification.uuid}")
+    return row
+
+
+NotificationDelivery = Annotated[Any, Depends(notification_delivery)]
+
+
+def commit_then_enqueue(session: Session, producer: Producer, refs: Iterable[DeliveryRef]) -> None:
+    """Commit the redelivery, then hand its deliveries to the broker.
+
+    Why not a BackgroundTask: SessionDep is a request-scoped dependency with ``yield``, whose
+    commit runs only after the response *and its background tasks* have been sent. A background
+    task would enqueue before the commit, and a fast worker would find the delivery still
+    ``failed`` and drop the message. Committing here, first, also means a broker failure reaches
+    the caller (503) instead of vanishing after a 202. Nothing touches the session afterwards.
+    """
+    session.commit()
+    try:
+        producer.enqueue_deliveries(refs)
+    except BrokerUnavailable as exc:
+        raise ApiError(503, f"{exc}. The redelivery is saved: the deliveries are pending and the "
+                            "scheduler enqueues them again once the broker answers") from None
+
+
+@router.get("/deliveries")
+def list_notification_deliveries(
+        notification: AdminNotification, session: SessionDep,
+        state: DeliveryState | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict:
+    """A page of the notification's deliveries, newest first; ``next_cursor`` is null at the end."""
+    before = decode_cursor(cursor) if cursor else None
+    rows = newest_deliveries(session, notification.uuid, state=state.value if state else None,
+                             before=before, limit=limit + 1)
+    page = rows[:limit]
+    return {"deliveries": [delivery_view(*row) for row in page],
+            "next_cursor": encode_cursor(page[-1][0]) if len(rows) > limit else None}
+
+
+@router.get("/deliveries/{delivery_id}")
+def get_notification_delivery(row: NotificationDelivery, session: SessionDep) -> dict:
+    """One delivery; ``attempts`` is its attempt count and ``attempt_log`` every attempt, in order.
+
+    (``attempt_log``, as the command line's ``deliveries --json``: the views keep ``attempts``
+    a number everywhere.)
+    """
+    return {**delivery_view(*row), "attempt_log": list_attempts(session, row[0].id)}
+
+
+@router.post("/deliveries/{delivery_id}/redeliver", status_code=202)
+def redeliver_notification_delivery(row: NotificationDelivery, session: SessionDep,
+                                    producer: ProducerDep) -> dict:
+    """Send a failed or skipped delivery again (same id, so the same ``webhook-id``)."""
+    delivery = row[0]
+    if delivery.state not in REDELIVERABLE:
+        raise ApiError(400, f"Delivery {delivery.id} is {delivery.state}: only failed or skipped "
+                            "deliveries can be sent again")
+    commit_then_enqueue(session, producer,
+                        redeliver(session, delivery.notification_uuid, delivery_ids=[delivery.id]))
+    return {}
+
+
+@router.post("/redeliver", status_code=202)
+def redeliver_notification(notification: AdminNotification, session: SessionDep,
+                           producer: ProducerDep,
+                           body: Annotated[Redelivery | None, Body()] = None) -> dict:
+    """Send the notification's failed and skipped deliveries again (``since`` a time, if given).
+
+    The body is optional; ``count`` says how many deliveries went back to the queue.
+    """
+    body = body or Redelivery()
+    refs = redeliver(session, notification.uuid, since=body.since, states=body.states)
+    commit_then_enqueue(session, producer, refs)
+    return {"count": len(refs)}

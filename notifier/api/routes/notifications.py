@@ -1,7 +1,149 @@
-"""(to be written)"""
+"""Quay's repository-notification calls, and ours to read or rotate a webhook's signing secret.
+
+Every call is for the repository's admins only. Quay's list and create paths end in ``/``; both
+forms are registered, since FastAPI would answer the other form with a redirect (which many
+clients do not follow for a POST).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy.orm import Session
+
+from notifier.api.deps import (
+    PrincipalDep,
+    ProducerDep,
+    SessionDep,
+    SettingsDep,
+    require_repository_admin,
+)
+from notifier.api.errors import ApiError
+from notifier.api.models import NotificationCreate
+from notifier.errors import NotFound
+from notifier.events import sample_data
+from notifier.methods.webhook import rotated
+from notifier.models import Notification, utcnow
+from notifier.netpolicy import parse_networks
+from notifier.notifications import (
+    create_notification,
+    get_notification,
+    last_deliveries,
+    list_notifications,
+    notification_view,
+)
+
+PREFIX = "/api/v1/repository/{repository:path}/notification"
+
+router = APIRouter(prefix=PREFIX, tags=["notifications"])
+
+
+def admin_repository(repository: str, session: SessionDep, principal: PrincipalDep) -> str:
+    """The path's repository, once the caller is known to be one of its admins (else 403)."""
+    require_repository_admin(session, principal, repository)
+    return repository
+
+
+AdminRepository = Annotated[str, Depends(admin_repository)]
+
+
+def admin_notification(uuid: str, repository: AdminRepository,
+                       session: SessionDep) -> Notification:
+    """The notification ``uuid`` of the path's repository, for one of its admins.
+
+    A uuid of another repository answers exactly as one that does not exist (404), so an admin
+    of one repository learns nothing about another's notifications.
+    """
+    notification = get_notification(session, uuid)
+    if notification.repository != repository:
+        raise NotFound(f"no notification {uuid}")
+    return notification
+
+
+AdminNotification = Annotated[Notification, Depends(admin_notification)]
+
+
+def _view(session: Session, notification: Notification) -> dict:
+    """The view of one notification, with its newest delivery."""
+    last = last_deliveries(session, [notification.uuid]).get(notification.uuid)
+    return notification_view(notification, last)
+
+
+@router.get("/")
+@router.get("", include_in_schema=False)
+def list_repository_notifications(repository: AdminRepository, session: SessionDep) -> dict:
+    """The repository's notifications, oldest first, with their secrets masked."""
+    found = list_notifications(session, repository)
+    last = last_deliveries(session, [n.uuid for n in found])
+    return {"notifications": [notification_view(n, last.get(n.uuid)) for n in found]}
+
+
+@router.post("/", status_code=201)
+@router.post("", status_code=201, include_in_schema=False)
+def create_repository_notification(body: NotificationCreate, repository: AdminRepository,
+                                   session: SessionDep, settings: SettingsDep) -> dict:
+    """Add a notification; 400 with Quay's message when the event, method or config is wrong."""
+    notification = create_notification(
+        session, repository, body.event, body.method, body.config, body.event_config,
+        body.title, allowed_networks=parse_networks(settings.allowed_networks))
+    return notification_view(notification)
+
+
+@router.get("/{uuid}")
+def get_repository_notification(notification: AdminNotification, session: SessionDep) -> dict:
+    """One notification, with its secrets masked."""
+    return _view(session, notification)
+
+
+@router.delete("/{uuid}", status_code=204)
+def delete_repository_notification(notification: AdminNotification,
+                                   session: SessionDep) -> None:
+    """Remove a notification, and its deliveries with it."""
+    session.delete(notification)
+
+
+@router.post("/{uuid}", status_code=204)
+def reset_repository_notification(notification: AdminNotification) -> None:
+    """Reset the failure count to 0 and enable the notification again."""
+    notification.number_of_failures = 0
+    notification.enabled = True
+    notification.disabled_reason = None
+
+
+@router.post("/{uuid}/test")
+def test_repository_notification(notification: AdminNotification, producer: ProducerDep) -> dict:
+    """Send the event's sample data to this notification alone, through the normal pipeline.
+
+    Answers at once; the delivery, marked as a test, shows in the ledger once a worker ran it.
+    """
+    producer.publish(notification.repository, notification.event,
+                     sample_data(notification.event, notification.event_config),
+                     test_notification=notification.uuid)
+    return {}
+
+
+def _webhook_secret(notification: Notification, response: Response) -> dict:
+    response.headers["Cache-Control"] = "no-store"
+    return {"secret": notification.config["secret"]}
+
+
+def _require_webhook(notification: Notification) -> None:
+    if notification.method != "webhook":
+        raise ApiError(400, f"Notification {notification.uuid} uses method "
+                            f"'{notification.method}', which has no signing secret")
+
+
+@router.get("/{uuid}/secret", tags=["secrets"])
+def read_webhook_secret(notification: AdminNotification, response: Response) -> dict:
+    """The webhook's signing secret, in clear (the views mask it)."""
+    _require_webhook(notification)
+    return _webhook_secret(notification, response)
+
+
+@router.post("/{uuid}/secret", tags=["secrets"])
+def rotate_webhook_secret(notification: AdminNotification, response: Response) -> dict:
+    """Give the webhook a new signing secret and answer it; the old one signs too for 24 h."""
+    _require_webhook(notification)
+    notification.config = rotated(notification.config, utcnow())
+    return _webhook_secret(notification, response)
