@@ -121,6 +121,18 @@ def settings():
 
 
 @pytest.fixture
+def loopback_services(settings):
+    """What a send uses (settings and the HTTP helper), with loopback receivers allowed."""
+    from notifier.http import HttpClient
+    from notifier.methods import Services
+    from notifier.netpolicy import parse_networks
+
+    client = HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
+                        user_agent="notifier", retry_after_max_s=60)
+    return Services(settings=settings, http=client)
+
+
+@pytest.fixture
 def unique_repo() -> str:
     return f"ns{uuid.uuid4().hex[:6]}/repo"
 

@@ -11,12 +11,10 @@ from standardwebhooks.webhooks import Webhook
 from notifier.bodytemplate import compile_template
 from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
 from notifier.events import build_event_data
-from notifier.http import HttpClient
-from notifier.methods import CreateContext, DeliveryContext, Services
+from notifier.methods import CreateContext, DeliveryContext
 from notifier.methods.webhook import WebhookMethod
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
-from tests.receivers import Receiver
 
 DATA = {
     "repository": "acme/web",
@@ -277,20 +275,6 @@ def test_a_webhook_with_a_bad_template_is_refused(template, message):
         WEBHOOK.validate_config({"url": URL, "template": template}, CONTEXT)
 
 
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture
-def services(settings):
-    client = HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
-                        user_agent="notifier", retry_after_max_s=60)
-    return Services(settings=settings, http=client)
-
-
 def delivery(config: dict) -> DeliveryContext:
     event_data = build_event_data("acme/web", "repo_push", {"updated_tags": ["v1", "镜像"]},
                                   server_hostname="registry.example.com", scheme="https")
@@ -300,11 +284,11 @@ def delivery(config: dict) -> DeliveryContext:
     )
 
 
-def test_a_webhook_sends_the_applied_template_signed(receiver, services):
+def test_a_webhook_sends_the_applied_template_signed(receiver, loopback_services):
     config = WEBHOOK.validate_config({"url": receiver.url, "template": TEMPLATE}, CONTEXT)
     context = delivery(config)
 
-    WEBHOOK.send(context, services)
+    WEBHOOK.send(context, loopback_services)
 
     [received] = receiver.wait_for(1)
     expected = {"text": "acme/web pushed: v1, 镜像", "tags": ["v1", "镜像"]}
@@ -313,20 +297,20 @@ def test_a_webhook_sends_the_applied_template_signed(receiver, services):
 
 
 @pytest.mark.parametrize("template", [None, ""])
-def test_a_webhook_without_a_template_sends_the_event_data(receiver, services, template):
+def test_a_webhook_without_a_template_sends_the_event_data(receiver, loopback_services, template):
     config = WEBHOOK.validate_config({"url": receiver.url, "template": template}, CONTEXT)
     context = delivery(config)
 
-    WEBHOOK.send(context, services)
+    WEBHOOK.send(context, loopback_services)
 
     assert json.loads(receiver.wait_for(1)[0].body) == context.event_data
 
 
-def test_a_stored_template_that_no_longer_compiles_fails_the_delivery_for_good(receiver, services):
+def test_a_stored_template_that_no_longer_compiles_fails_the_delivery_for_good(receiver, loopback_services):
     config = {**WEBHOOK.validate_config({"url": receiver.url}, CONTEXT), "template": '{"a": "${}"}'}
 
     with pytest.raises(PermanentDeliveryError) as caught:
-        WEBHOOK.send(delivery(config), services)
+        WEBHOOK.send(delivery(config), loopback_services)
 
     assert caught.value.kind == "invalid_template"
     assert str(caught.value) == "Invalid body template: empty expression ${}"

@@ -7,48 +7,16 @@ a refused publish leaves nothing in the broker's queue folder.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from notifier.db import make_engine, make_session_factory
-from notifier.migrate import upgrade
 from notifier.notifications import get_notification
+from tests.cli_support import Cli, single_error_line, succeeded
 
-TIMEOUT_S = 60
-NOTIFIER = Path(sys.executable).with_name("notifier")
-COMMAND = [str(NOTIFIER)] if NOTIFIER.exists() else [sys.executable, "-m", "notifier.cli"]
 PUSH = '{"updated_tags": ["v1"]}'
 HOOK = '{"url": "https://hooks.example.com/in"}'
-
-
-class Cli:
-    """Runs `notifier` in its own folder, with its own SQLite database and broker folder."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.database_url = f"sqlite:///{folder / 'n.db'}"
-        self.env = {name: value for name, value in os.environ.items()
-                    if not name.startswith("NOTIFIER_")}
-        self.env.update(NOTIFIER_DATABASE_URL=self.database_url,
-                        NOTIFIER_BROKER_URL=f"filesystem://{folder / 'broker'}")
-
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*COMMAND, *args], cwd=self.folder, env={**self.env, **env},
-                              capture_output=True, text=True, timeout=TIMEOUT_S)
-
-    def migrate(self) -> None:
-        engine = make_engine(self.database_url)
-        upgrade(engine)
-        engine.dispose()
-
-    def queued_files(self) -> list[Path]:
-        queue = self.folder / "broker" / "queue"
-        return sorted(p for p in queue.iterdir() if p.is_file()) if queue.exists() else []
 
 
 @pytest.fixture
@@ -60,21 +28,6 @@ def cli(tmp_path) -> Cli:
 def migrated_cli(cli) -> Cli:
     cli.migrate()
     return cli
-
-
-def succeeded(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def single_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:")
-    return lines[0]
 
 
 # --- what works ---------------------------------------------------------------------------

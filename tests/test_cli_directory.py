@@ -11,7 +11,7 @@ from notifier import directory
 from notifier.db import make_engine, make_session_factory, transaction
 from notifier.errors import NotFound
 from notifier.inapp import store_notifications
-from tests.test_cli import Cli, single_error_line, succeeded
+from tests.cli_support import Cli, single_error_line, succeeded
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@ the email method's create-time check through `notifier notification add`."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +11,9 @@ from sqlalchemy import func, select
 
 from notifier.db import make_engine, make_session_factory
 from notifier.models import AuthorizedEmail
+from tests.cli_support import Cli, single_error_line, succeeded
 from tests.smtp import SmtpServer, free_port
 
-TIMEOUT_S = 60
-COMMAND = [sys.executable, "-m", "notifier.cli"]
 ADDRESS = "dev@example.com"
 REPOSITORY = "acme/web"
 LINK = re.compile(r"https://registry\.example\.com/authrepoemail\?code=([A-Za-z0-9_-]+)")
@@ -25,23 +21,14 @@ NOT_AUTHORIZED = ("error: The specified e-mail address is not authorized to rece
                   "for this repository")
 
 
-class EmailCli:
-    """Runs `notifier` with its own SQLite database, mailing through ``smtp_port``."""
+class EmailCli(Cli):
+    """`notifier` with its own SQLite database, mailing through ``smtp_port``."""
 
     def __init__(self, folder: Path, smtp_port: int):
-        self.database_url = f"sqlite:///{folder / 'n.db'}"
-        self.folder = folder
-        self.env = {name: value for name, value in os.environ.items()
-                    if not name.startswith("NOTIFIER_")}
-        self.env.update(NOTIFIER_DATABASE_URL=self.database_url,
-                        NOTIFIER_SMTP_HOST="127.0.0.1", NOTIFIER_SMTP_PORT=str(smtp_port),
-                        NOTIFIER_SMTP_TIMEOUT_S="5",
-                        NOTIFIER_SERVER_HOSTNAME="registry.example.com",
-                        NOTIFIER_PREFERRED_URL_SCHEME="https")
-
-    def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*COMMAND, *args], cwd=self.folder, env=self.env,
-                              capture_output=True, text=True, timeout=TIMEOUT_S)
+        super().__init__(folder, NOTIFIER_SMTP_HOST="127.0.0.1",
+                         NOTIFIER_SMTP_PORT=str(smtp_port), NOTIFIER_SMTP_TIMEOUT_S="5",
+                         NOTIFIER_SERVER_HOSTNAME="registry.example.com",
+                         NOTIFIER_PREFERRED_URL_SCHEME="https")
 
     def stored_addresses(self) -> int:
         engine = make_engine(self.database_url)
@@ -63,21 +50,6 @@ def cli(tmp_path, smtp) -> EmailCli:
     made = EmailCli(tmp_path, smtp.port)
     succeeded(made.run("db", "upgrade"))
     return made
-
-
-def succeeded(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def single_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:")
-    return lines[0]
 
 
 def test_authorize_confirm_then_add_an_email_notification(cli, smtp):

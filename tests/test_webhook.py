@@ -14,8 +14,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from notifier.errors import InvalidNotificationConfig, RetryableDeliveryError
 from notifier.events import build_event_data
-from notifier.http import HttpClient
-from notifier.methods import CreateContext, DeliveryContext, Services, get_method
+from notifier.methods import CreateContext, DeliveryContext, get_method
 from notifier.methods.webhook import WebhookMethod
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
@@ -101,21 +100,6 @@ def test_an_invalid_secret_is_refused(secret):
 
 # --- send --------------------------------------------------------------------------------------
 
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture
-def http(settings):
-    """What a webhook send uses: the HTTP helper, loopback allowed."""
-    client = HttpClient(timeout_s=5, allowed=parse_networks(["127.0.0.0/8"]),
-                        user_agent="notifier", retry_after_max_s=60)
-    return Services(settings=settings, http=client)
-
-
 def delivery(url: str, data: dict | None = None) -> DeliveryContext:
     event_data = build_event_data("acme/web", "repo_push", data or {"updated_tags": ["v1"]},
                                   server_hostname="registry.example.com", scheme="https")
@@ -128,10 +112,10 @@ def delivery(url: str, data: dict | None = None) -> DeliveryContext:
 
 @pytest.mark.parametrize("data", [{"updated_tags": ["v1", "latest"]},
                                   {"updated_tags": ["tag-ü", "镜像"], "note": "<b>&\"'"}])
-def test_the_body_is_the_event_data_and_the_signature_verifies(receiver, http, data):
+def test_the_body_is_the_event_data_and_the_signature_verifies(receiver, loopback_services, data):
     context = delivery(receiver.url, data)
 
-    result = WEBHOOK.send(context, http)
+    result = WEBHOOK.send(context, loopback_services)
 
     [received] = receiver.wait_for(1)
     assert result.status_code == 200
@@ -140,10 +124,10 @@ def test_the_body_is_the_event_data_and_the_signature_verifies(receiver, http, d
         == context.event_data
 
 
-def test_the_headers(receiver, http):
+def test_the_headers(receiver, loopback_services):
     context = delivery(receiver.url)
 
-    WEBHOOK.send(context, http)
+    WEBHOOK.send(context, loopback_services)
 
     headers = receiver.wait_for(1)[0].headers
     assert headers["webhook-id"] == context.delivery_id
@@ -153,20 +137,20 @@ def test_the_headers(receiver, http):
     assert headers["content-type"] == "application/json"
 
 
-def test_another_secret_does_not_verify(receiver, http):
-    WEBHOOK.send(delivery(receiver.url), http)
+def test_another_secret_does_not_verify(receiver, loopback_services):
+    WEBHOOK.send(delivery(receiver.url), loopback_services)
 
     received = receiver.wait_for(1)[0]
     with pytest.raises(WebhookVerificationError):
         Webhook(secret_of(24)).verify(received.body, received.headers)
 
 
-def test_every_attempt_of_a_delivery_has_the_same_webhook_id(receiver, http):
+def test_every_attempt_of_a_delivery_has_the_same_webhook_id(receiver, loopback_services):
     first = delivery(receiver.url)
     retry = dataclasses.replace(first, attempt=2, now=first.now + timedelta(seconds=5))
 
-    WEBHOOK.send(first, http)
-    WEBHOOK.send(retry, http)
+    WEBHOOK.send(first, loopback_services)
+    WEBHOOK.send(retry, loopback_services)
 
     received = receiver.wait_for(2)
     assert [r.headers["webhook-id"] for r in received] == [first.delivery_id] * 2
@@ -175,11 +159,11 @@ def test_every_attempt_of_a_delivery_has_the_same_webhook_id(receiver, http):
         Webhook(first.config["secret"]).verify(request.body, request.headers)
 
 
-def test_a_failing_receiver_fails_the_send(http):
+def test_a_failing_receiver_fails_the_send(loopback_services):
     receiver = Receiver(statuses=[503])
     try:
         with pytest.raises(RetryableDeliveryError) as caught:
-            WEBHOOK.send(delivery(receiver.url), http)
+            WEBHOOK.send(delivery(receiver.url), loopback_services)
     finally:
         receiver.close()
 
