@@ -57,16 +57,22 @@ def list_inbox(session: Session, user_name: str, *, page: int = 1,
     return page_rows, len(rows) > limit
 
 
+def get_inbox_item(session: Session, user_name: str, notification_uuid: str
+                   ) -> tuple[InAppNotification, str | None]:
+    """One notification ``user_name`` sees, with its organization's name; NotFound otherwise."""
+    found = session.execute(_visible_to(find_user(session, user_name))
+                            .where(InAppNotification.uuid == notification_uuid)).first()
+    if found is None:
+        raise NotFound(f"no notification {notification_uuid}")
+    return found[0], found[1]
+
+
 def set_dismissed(session: Session, user_name: str, notification_uuid: str,
                   dismissed: bool) -> dict[str, Any]:
     """Dismiss (or restore) one notification ``user_name`` sees; NotFound for any other."""
     if not isinstance(dismissed, bool):
         raise InvalidInput("dismissed must be true or false")
-    found = session.execute(_visible_to(find_user(session, user_name))
-                            .where(InAppNotification.uuid == notification_uuid)).first()
-    if found is None:
-        raise NotFound(f"no notification {notification_uuid}")
-    note, organization = found
+    note, organization = get_inbox_item(session, user_name, notification_uuid)
     note.dismissed = dismissed
     session.flush()
     return inbox_view(note, organization)

@@ -3,6 +3,8 @@ API's database, what the database and the broker hold, and the permission table'
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import uuid
 from contextlib import contextmanager
@@ -106,10 +108,24 @@ def delivery_row(api: Api, delivery_id: str) -> Delivery | None:
         return session.get(Delivery, delivery_id)
 
 
+def delivery_states(api: Api, notification_uuid: str) -> dict[str, str]:
+    """Delivery id → state, for one notification's deliveries."""
+    with api.client.app.state.factory() as session:
+        return dict(session.execute(select(Delivery.id, Delivery.state)
+                                    .where(Delivery.notification_uuid == notification_uuid)).all())
+
+
 def queue_length(api: Api, queue: str) -> int:
     """How many messages wait on a broker queue (kombu keeps a Redis list per queue)."""
     with redis.Redis.from_url(api.settings.broker_url) as client:
         return client.llen(queue)
+
+
+def fanout_messages(api: Api) -> list[dict]:
+    """The fan-out task's arguments waiting on the broker (Celery protocol 2, JSON)."""
+    with redis.Redis.from_url(api.settings.broker_url) as client:
+        raw = client.lrange(api.settings.fanout_queue, 0, -1)
+    return [json.loads(base64.b64decode(json.loads(item)["body"]))[0][0] for item in raw]
 
 
 def snapshot(api: Api) -> dict[str, Any]:

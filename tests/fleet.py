@@ -22,7 +22,8 @@ from notifier.models import Attempt, Delivery, Notification
 from notifier.netpolicy import parse_networks
 from notifier.notifications import create_notification
 from notifier.producer import Producer, client_app
-from notifier.supervisor import ProcessGroup, beat_command, flower_command, worker_command
+from notifier.supervisor import (ProcessGroup, api_command, beat_command, flower_command,
+                                 worker_command)
 
 FLEET_SETTINGS = {
     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -35,6 +36,7 @@ FLEET_SETTINGS = {
     "NOTIFIER_SCHEDULER_INTERVAL_S": "0.2",
     "NOTIFIER_LOG_LEVEL": "INFO",
     "FLOWER_UNAUTHENTICATED_API": "1",  # tests read Flower's task list
+    "NOTIFIER_SERVICE_TOKENS": "fleet-service-token-0123456789",
 }
 READY_TIMEOUT_S = 60
 
@@ -106,15 +108,24 @@ class Fleet:
         """Start Flower on a free loopback port; returns its URL once it answers."""
         port = free_port()
         self.group.start("flower", flower_command(port))
-        url = f"http://127.0.0.1:{port}"
+        return self._wait_until_answers(f"http://127.0.0.1:{port}", "/healthcheck")
+
+    def start_api(self) -> str:
+        """Start the HTTP API (a real uvicorn process) on a free port; returns its URL."""
+        if "api" not in self.group.processes:
+            self._api_port = free_port()
+            self.group.start("api", api_command("127.0.0.1", self._api_port))
+        return self._wait_until_answers(f"http://127.0.0.1:{self._api_port}", "/readyz")
+
+    def _wait_until_answers(self, url: str, path: str) -> str:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                requests.get(f"{url}/healthcheck", timeout=1).raise_for_status()
+                requests.get(f"{url}{path}", timeout=1).raise_for_status()
                 return url
             except requests.RequestException:
                 time.sleep(0.2)
-        raise TimeoutError(f"Flower did not answer within {READY_TIMEOUT_S} s")
+        raise TimeoutError(f"{url}{path} did not answer within {READY_TIMEOUT_S} s")
 
     def add_notification(self, repository: str, url: str, event: str = "repo_push",
                          method: str = "webhook", config: dict | None = None,

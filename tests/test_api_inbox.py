@@ -70,6 +70,14 @@ def test_every_user_may_read_their_inbox(api, persona):
     assert inbox(api, persona) == {"notifications": [], "additional": False}
 
 
+@pytest.mark.parametrize("path", [INBOX, INBOX + "/"])
+def test_both_forms_of_the_inbox_path_answer_without_a_redirect(api, notes, path):
+    response = api.client.get(path, headers=api.headers("reader"), follow_redirects=False)
+
+    assert response.status_code == 200
+    assert ids(response.json()) == notes["rita"][::-1]
+
+
 # --- what each one sees ------------------------------------------------------------------------
 
 def test_a_user_sees_their_own_notifications_newest_first(api, notes):

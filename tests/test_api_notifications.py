@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-import redis
 
 from notifier.db import transaction
 from notifier.methods.webhook import is_valid_secret, signing_secrets
@@ -21,6 +19,7 @@ from tests.api_seed import (
     add_notification,
     assert_denied,
     assert_error,
+    fanout_messages,
     notification_path,
     notification_row,
     queue_length,
@@ -218,14 +217,15 @@ def test_a_bad_create_is_400_and_stores_nothing(api, body, message):
         "notifications": []}
 
 
-@pytest.mark.parametrize("content", [b"", b"{not json", b'{"event": "repo_push",'],
-                         ids=["missing", "malformed", "truncated"])
-def test_a_create_without_a_json_body_is_400(api, content):
+@pytest.mark.parametrize(("content", "says"), [
+    (b"", "body"), (b"{not json", "Malformed JSON body"),
+    (b'{"event": "repo_push",', "Malformed JSON body")], ids=["missing", "malformed", "truncated"])
+def test_a_create_without_a_json_body_is_400(api, content, says):
     response = api.client.post(notification_path("alice/app"), content=content,
                                headers={**api.headers("owner"),
                                         "Content-Type": "application/json"})
 
-    assert_error(response, 400, "invalid_request")
+    assert says in assert_error(response, 400, "invalid_request")["error_message"]
     assert snapshot(api)["notifications"] == []
 
 
@@ -264,13 +264,6 @@ def test_reset_clears_failures_and_enables(api):
     assert (row.number_of_failures, row.enabled, row.disabled_reason) == (0, True, None)
 
 
-def _fanout_messages(api) -> list[dict]:
-    """The fan-out task's arguments waiting on the broker (Celery protocol 2, JSON)."""
-    with redis.Redis.from_url(api.settings.broker_url) as client:
-        raw = client.lrange(api.settings.fanout_queue, 0, -1)
-    return [json.loads(base64.b64decode(json.loads(item)["body"]))[0][0] for item in raw]
-
-
 def test_test_publishes_the_sample_event_to_this_notification_only(api):
     uuid_ = add_notification(api, "alice/app", event="build_failure", enabled=False)
 
@@ -278,7 +271,7 @@ def test_test_publishes_the_sample_event_to_this_notification_only(api):
 
     assert response.status_code == 200 and response.json() == {}
     assert queue_length(api, api.settings.fanout_queue) == 1
-    [message] = _fanout_messages(api)
+    [message] = fanout_messages(api)
     assert message["test_notification"] == uuid_
     assert (message["repository"], message["event"]) == ("alice/app", "build_failure")
     assert message["data"]["error_message"] == "This is a fake error message"

@@ -28,7 +28,8 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 2xx means the change is stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProducerDep = Annotated[Producer, Depends(get_producer)]
 
@@ -54,6 +55,16 @@ def require_service(principal: PrincipalDep) -> Principal:
 
 
 ServiceDep = Annotated[Principal, Depends(require_service)]
+
+
+def require_user(principal: PrincipalDep) -> Principal:
+    """The calling user; 403 for a service token."""
+    if principal.is_service:
+        raise ApiError(403, "This call needs a user's token", "insufficient_scope")
+    return principal
+
+
+UserDep = Annotated[Principal, Depends(require_user)]
 
 
 def require_repository_admin(session: Session, principal: Principal, repository: str) -> None:

@@ -36,6 +36,8 @@ def error_response(request: Request, status: int, message: str,
 def _validation_message(exc: RequestValidationError) -> str:
     problems = []
     for error in exc.errors():
+        if error["type"] == "json_invalid":
+            return f"Malformed JSON body: {error.get('ctx', {}).get('error', 'cannot parse it')}"
         where = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems) or "invalid request"

@@ -50,11 +50,15 @@ def decode_cursor(cursor: str) -> Cursor:
     return after, delivery_id
 
 
+def _ledger_rows():
+    """(delivery, event name, repository) rows: what ``delivery_view`` takes."""
+    return select(Delivery, Event.name, Event.repository).join(Event, Event.id == Delivery.event_id)
+
+
 def newest_deliveries(session: Session, notification_uuid: str, *, state: str | None,
                       before: Cursor | None, limit: int) -> list[Any]:
     """Up to ``limit`` (delivery, event name, repository) rows, newest first, after ``before``."""
-    query = (select(Delivery, Event.name, Event.repository)
-             .join(Event, Event.id == Delivery.event_id)
+    query = (_ledger_rows()
              .where(Delivery.notification_uuid == notification_uuid)
              .order_by(Delivery.created_at.desc(), Delivery.id.desc())
              .limit(limit))
@@ -70,11 +74,8 @@ def newest_deliveries(session: Session, notification_uuid: str, *, state: str | 
 def notification_delivery(delivery_id: str, notification: AdminNotification,
                           session: SessionDep) -> Any:
     """The (delivery, event name, repository) row of the path's notification; 404 otherwise."""
-    row = session.execute(
-        select(Delivery, Event.name, Event.repository)
-        .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.id == delivery_id,
-               Delivery.notification_uuid == notification.uuid)).first()
+    row = session.execute(_ledger_rows().where(
+        Delivery.id == delivery_id, Delivery.notification_uuid == notification.uuid)).first()
     if row is None:
         raise NotFound(f"no delivery {delivery_id} of notification {notification.uuid}")
     return row
@@ -86,11 +87,10 @@ NotificationDelivery = Annotated[Any, Depends(notification_delivery)]
 def commit_then_enqueue(session: Session, producer: Producer, refs: Iterable[DeliveryRef]) -> None:
     """Commit the redelivery, then hand its deliveries to the broker.
 
-    Why not a BackgroundTask: SessionDep is a request-scoped dependency with ``yield``, whose
-    commit runs only after the response *and its background tasks* have been sent. A background
-    task would enqueue before the commit, and a fast worker would find the delivery still
-    ``failed`` and drop the message. Committing here, first, also means a broker failure reaches
-    the caller (503) instead of vanishing after a 202. Nothing touches the session afterwards.
+    The request's session would commit only when the handler returns; enqueuing before that
+    would let a fast worker find the delivery still ``failed`` and drop the message. Committing
+    here, first, also means a broker failure reaches the caller (503) instead of vanishing
+    after a 202. Nothing touches the session afterwards.
     """
     session.commit()
     try:
@@ -118,12 +118,9 @@ def list_notification_deliveries(
 
 @router.get("/deliveries/{delivery_id}")
 def get_notification_delivery(row: NotificationDelivery, session: SessionDep) -> dict:
-    """One delivery; ``attempts`` is its attempt count and ``attempt_log`` every attempt, in order.
-
-    (``attempt_log``, as the command line's ``deliveries --json``: the views keep ``attempts``
-    a number everywhere.)
-    """
-    return {**delivery_view(*row), "attempt_log": list_attempts(session, row[0].id)}
+    """One delivery with its attempts, in order: here ``attempts`` is the list of them (number,
+    start, duration, status code or error, the start of the response), not their count."""
+    return {**delivery_view(*row), "attempts": list_attempts(session, row[0].id)}
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", status_code=202)

@@ -8,29 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, StrictBool
-from sqlalchemy.orm import Session
 
-from notifier.api.deps import PrincipalDep, SessionDep
-from notifier.api.errors import ApiError
-from notifier.api.tokens import Principal
-from notifier.directory import find_user
-from notifier.errors import NotFound
-from notifier.inapp import INBOX_LIMIT_MAX, _visible_to, inbox_view, list_inbox, set_dismissed
-from notifier.models import InAppNotification
+from notifier.api.deps import SessionDep, UserDep
+from notifier.inapp import INBOX_LIMIT_MAX, get_inbox_item, inbox_view, list_inbox, set_dismissed
 
 router = APIRouter(prefix="/api/v1/user/notifications", tags=["in-app notifications"])
-
-
-def require_user(principal: PrincipalDep) -> Principal:
-    """The calling user; 403 for a service token."""
-    if principal.is_service:
-        raise ApiError(403, "This call needs a user's token", "insufficient_scope")
-    return principal
-
-
-UserDep = Annotated[Principal, Depends(require_user)]
 
 
 class DismissRequest(BaseModel):
@@ -42,6 +26,7 @@ class DismissRequest(BaseModel):
 
 
 @router.get("")
+@router.get("/", include_in_schema=False)  # answered, not redirected: some clients add a slash
 def list_user_notifications(
         session: SessionDep, user: UserDep,
         page: Annotated[int, Query(description="page number from 1 (0 is read as 1, as Quay)")] = 1,
@@ -56,7 +41,7 @@ def list_user_notifications(
 def get_user_notification(notification_id: str, session: SessionDep,
                           user: UserDep) -> dict[str, Any]:
     """One notification the caller sees; 404 for any other."""
-    return visible_notification(session, user.name, notification_id)
+    return inbox_view(*get_inbox_item(session, user.name, notification_id))
 
 
 @router.put("/{notification_id}")
@@ -64,14 +49,3 @@ def update_user_notification(notification_id: str, body: DismissRequest, session
                              user: UserDep) -> dict[str, Any]:
     """Dismiss (or restore) one notification the caller sees; answers it; 404 for any other."""
     return set_dismissed(session, user.name, notification_id, body.dismissed)
-
-
-def visible_notification(session: Session, user_name: str, notification_id: str
-                         ) -> dict[str, Any]:
-    """The view of one notification ``user_name`` sees; NotFound otherwise."""
-    # notifier.inapp has no public single-row reader yet; share its visibility rule, not copy it.
-    found = session.execute(_visible_to(find_user(session, user_name))
-                            .where(InAppNotification.uuid == notification_id)).first()
-    if found is None:
-        raise NotFound(f"no notification {notification_id}")
-    return inbox_view(*found)
