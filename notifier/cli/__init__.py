@@ -222,7 +222,9 @@ def up(no_flower: bool) -> None:
     group.start("delivery", worker_command("delivery", settings.delivery_queue,
                                            concurrency=settings.delivery_concurrency,
                                            loglevel=level))
-    group.start("beat", beat_command(Path("var/celerybeat-schedule"), level))
+    schedule = Path("var/celerybeat-schedule")
+    schedule.parent.mkdir(parents=True, exist_ok=True)  # beat does not create the folder
+    group.start("beat", beat_command(schedule, level))
     group.start("api", api_command("127.0.0.1", settings.api_port))
     click.echo(f"API: http://127.0.0.1:{settings.api_port}/ (OpenAPI at /openapi.json)")
     if not no_flower:
