@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db import transaction
@@ -108,69 +108,110 @@ class _Claimed:
 
 
 def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) -> _Claimed | Outcome:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
-        return Outcome(delivery_id, "missing", ran=False)
-    if delivery.state != DeliveryState.PENDING.value:
-        return Outcome(delivery_id, delivery.state, delivery.attempts, policy.max_attempts,
-                       ran=False)
-    notification = session.scalars(
-        select(Notification).where(Notification.uuid == delivery.notification_uuid)
-    ).one()
-    if not notification.enabled and not delivery.is_test:
-        delivery.state, delivery.last_error = DeliveryState.SKIPPED.value, "notification disabled"
-        return Outcome(delivery_id, delivery.state, delivery.attempts, policy.max_attempts,
-                       error=delivery.last_error, ran=False)
+    """Take a pending delivery (one conditional UPDATE) and read what its attempt needs."""
     claimed = session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value,
-               Delivery.attempts == delivery.attempts)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
         .values(state=DeliveryState.DELIVERING.value, attempts=Delivery.attempts + 1,
                 claimed_until=now + timedelta(seconds=policy.claim_timeout_s))
+        .returning(Delivery.attempts, Delivery.notification_uuid, Delivery.event_id,
+                   Delivery.is_test)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
-        return Outcome(delivery_id, DeliveryState.DELIVERING.value, ran=False)
-    event = session.get(Event, delivery.event_id)
-    return _Claimed(notification.method, DeliveryContext(
-        delivery_id=delivery_id, event=event.name, repository=event.repository,
-        event_data=event.payload, config=notification.config, attempt=delivery.attempts + 1,
-        now=now, performer=event.performer, title=notification.title,
-        event_config=notification.event_config, notification_uuid=notification.uuid,
+    ).first()
+    if claimed is None:
+        return _not_claimed(session, delivery_id, policy)
+    found = session.execute(
+        select(Notification.method, Notification.config, Notification.enabled,
+               Notification.title, Notification.event_config, Event.name, Event.repository,
+               Event.payload, Event.performer)
+        .join_from(Notification, Event, Event.id == claimed.event_id)
+        .where(Notification.uuid == claimed.notification_uuid)
+    ).one()
+    if not found.enabled and not claimed.is_test:
+        return _skip_disabled(session, delivery_id, claimed.attempts - 1, policy)
+    return _Claimed(found.method, DeliveryContext(
+        delivery_id=delivery_id, event=found.name, repository=found.repository,
+        event_data=found.payload, config=found.config, attempt=claimed.attempts, now=now,
+        performer=found.performer, title=found.title, event_config=found.event_config,
+        notification_uuid=claimed.notification_uuid,
     ))
+
+
+def _not_claimed(session: Session, delivery_id: str, policy: Policy) -> Outcome:
+    """Why a delivery could not be taken: it is gone, or no longer pending (a duplicate)."""
+    current = session.execute(
+        select(Delivery.state, Delivery.attempts).where(Delivery.id == delivery_id)).first()
+    if current is None:
+        return Outcome(delivery_id, "missing", ran=False)
+    return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts, ran=False)
+
+
+def _skip_disabled(session: Session, delivery_id: str, attempts: int, policy: Policy) -> Outcome:
+    """Undo the claim of a disabled notification's delivery and record it as skipped."""
+    reason = "notification disabled"
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id)
+        .values(state=DeliveryState.SKIPPED.value, attempts=attempts, claimed_until=None,
+                last_error=reason)
+        .execution_options(synchronize_session=False))
+    return Outcome(delivery_id, DeliveryState.SKIPPED.value, attempts, policy.max_attempts,
+                   error=reason, ran=False)
 
 
 def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | None,
                    policy: Policy, now: datetime, rng: random.Random) -> Outcome:
     """Store one finished attempt and move the delivery to its next state."""
-    delivery = session.get(Delivery, attempt.delivery_id, with_for_update=True)
-    if delivery.state != DeliveryState.DELIVERING.value or delivery.attempts != attempt.number:
-        log.warning("delivery %s: attempt %s ended after its claim was closed; not recorded",
-                    delivery.id, attempt.number)
-        return Outcome(delivery.id, delivery.state, attempt.number, policy.max_attempts, ran=False)
-    session.add(attempt)
-    this_round = attempt.number - delivery.attempts_before_redelivery
-    delivery.claimed_until = None
-    delivery.last_status_code = attempt.status_code
-    delivery.last_error = attempt.error
-    notification = session.scalars(
-        select(Notification).where(Notification.uuid == delivery.notification_uuid)
-        .with_for_update()
+    current = session.execute(
+        select(Delivery.state, Delivery.attempts, Delivery.attempts_before_redelivery,
+               Delivery.is_test, Delivery.notification_uuid)
+        .where(Delivery.id == attempt.delivery_id).with_for_update()
     ).one()
+    if current.state != DeliveryState.DELIVERING.value or current.attempts != attempt.number:
+        log.warning("delivery %s: attempt %s ended after its claim was closed; not recorded",
+                    attempt.delivery_id, attempt.number)
+        return Outcome(attempt.delivery_id, current.state, attempt.number, policy.max_attempts,
+                       ran=False)
+    session.execute(insert(Attempt).values(  # Core, not the unit of work: this is the hot path
+        {column.key: getattr(attempt, column.key) for column in Attempt.__table__.columns
+         if column.key != "id"}))
+    changes = _next_state(attempt, error, policy, now, rng,
+                          this_round=attempt.number - current.attempts_before_redelivery)
+    if not current.is_test:  # a test says nothing about the notification's health
+        _account(session, current.notification_uuid, changes["state"], error, policy, now)
+    session.execute(
+        update(Delivery).where(Delivery.id == attempt.delivery_id)
+        .values(claimed_until=None, last_status_code=attempt.status_code,
+                last_error=attempt.error, **changes)
+        .execution_options(synchronize_session=False))
+    return Outcome(attempt.delivery_id, changes["state"], attempt.number, policy.max_attempts,
+                   attempt.status_code, attempt.error, changes.get("next_attempt_at"))
+
+
+def _next_state(attempt: Attempt, error: DeliveryError | None, policy: Policy, now: datetime,
+                rng: random.Random, *, this_round: int) -> dict:
+    """The delivery's columns after this attempt: delivered, retrying (when) or failed."""
     if error is None:
-        delivery.state, delivery.delivered_at = DeliveryState.DELIVERED.value, now
-        if not delivery.is_test:
-            notification.number_of_failures = 0
-    elif isinstance(error, RetryableDeliveryError) and this_round < policy.max_attempts:
-        delivery.state = DeliveryState.RETRYING.value
-        delivery.next_attempt_at = now + timedelta(
-            seconds=retry_delay(policy, this_round, error.retry_after_s, rng))
-    else:
-        delivery.state = DeliveryState.FAILED.value
-        if not delivery.is_test:  # a test says nothing about the notification's health
-            _count_failure(session, notification, error, policy, now)
-    return Outcome(delivery.id, delivery.state, attempt.number, policy.max_attempts,
-                   attempt.status_code, attempt.error, delivery.next_attempt_at)
+        return {"state": DeliveryState.DELIVERED.value, "delivered_at": now}
+    if isinstance(error, RetryableDeliveryError) and this_round < policy.max_attempts:
+        delay_s = retry_delay(policy, this_round, error.retry_after_s, rng)
+        return {"state": DeliveryState.RETRYING.value,
+                "next_attempt_at": now + timedelta(seconds=delay_s)}
+    return {"state": DeliveryState.FAILED.value}
+
+
+def _account(session: Session, notification_uuid: str, state: str,
+             error: DeliveryError | None, policy: Policy, now: datetime) -> None:
+    """Failure accounting: a delivered delivery resets the count, a failed one adds to it."""
+    if state == DeliveryState.DELIVERED.value:
+        session.execute(  # no write (and no row lock) when the count is already 0
+            update(Notification)
+            .where(Notification.uuid == notification_uuid, Notification.number_of_failures != 0)
+            .values(number_of_failures=0).execution_options(synchronize_session=False))
+    elif state == DeliveryState.FAILED.value:
+        notification = session.scalars(
+            select(Notification).where(Notification.uuid == notification_uuid)
+            .with_for_update()).one()
+        _count_failure(session, notification, error, policy, now)
 
 
 def retry_delay(policy: Policy, attempts_made: int, retry_after_s: float | None,
