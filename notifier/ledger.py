@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from notifier.models import Attempt, Delivery, Event
@@ -15,16 +15,34 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def list_deliveries(session: Session, *, notification_uuid: str | None = None,
-                    state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    query = (select(Delivery, Event.name, Event.repository)
-             .join(Event, Event.id == Delivery.event_id)
-             .order_by(Delivery.created_at.desc(), Delivery.id).limit(limit))
+Position = tuple[datetime, str]  # (created_at, id) of a delivery: where a page ends
+
+
+def ledger_rows() -> Select:
+    """(delivery, event name, repository) rows: what ``delivery_view`` takes."""
+    return select(Delivery, Event.name, Event.repository).join(Event, Event.id == Delivery.event_id)
+
+
+def newest_rows(session: Session, *, notification_uuid: str | None = None,
+                state: str | None = None, before: Position | None = None,
+                limit: int = 50) -> list[Row]:
+    """Up to ``limit`` ledger rows, newest first (ties by id), strictly after ``before``."""
+    query = (ledger_rows().order_by(Delivery.created_at.desc(), Delivery.id.desc())
+             .limit(limit))
     if notification_uuid:
         query = query.where(Delivery.notification_uuid == notification_uuid)
     if state:
         query = query.where(Delivery.state == state)
-    return [delivery_view(d, event, repo) for d, event, repo in session.execute(query)]
+    if before is not None:
+        created, delivery_id = before
+        query = query.where(or_(Delivery.created_at < created,
+                                and_(Delivery.created_at == created, Delivery.id < delivery_id)))
+    return list(session.execute(query))
+
+
+def list_deliveries(session: Session, **criteria: Any) -> list[dict[str, Any]]:
+    """Views of ``newest_rows(session, **criteria)``."""
+    return [delivery_view(*row) for row in newest_rows(session, **criteria)]
 
 
 def delivery_view(delivery: Delivery, event: str, repository: str) -> dict[str, Any]:

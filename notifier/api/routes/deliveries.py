@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any, Iterable
 
 from fastapi import APIRouter, Body, Depends, Query
-from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from notifier.api.deps import ProducerDep, SessionDep
@@ -22,14 +21,13 @@ from notifier.api.models import Redelivery
 from notifier.api.routes.notifications import PREFIX, AdminNotification
 from notifier.errors import BrokerUnavailable, NotFound
 from notifier.fanout import DeliveryRef
-from notifier.ledger import delivery_view, list_attempts
-from notifier.models import Delivery, DeliveryState, Event
+from notifier.ledger import Position, delivery_view, ledger_rows, list_attempts, newest_rows
+from notifier.models import Delivery, DeliveryState
 from notifier.producer import Producer
 from notifier.redelivery import REDELIVERABLE, redeliver
 
 router = APIRouter(prefix=PREFIX + "/{uuid}", tags=["deliveries"])
 
-Cursor = tuple[datetime, str]
 
 
 def encode_cursor(delivery: Delivery) -> str:
@@ -38,7 +36,7 @@ def encode_cursor(delivery: Delivery) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode_cursor(cursor: str) -> Cursor:
+def decode_cursor(cursor: str) -> Position:
     """The (created_at, id) a cursor holds; 400 for anything this API did not make."""
     try:
         created, delivery_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
@@ -50,31 +48,10 @@ def decode_cursor(cursor: str) -> Cursor:
     return after, delivery_id
 
 
-def _ledger_rows():
-    """(delivery, event name, repository) rows: what ``delivery_view`` takes."""
-    return select(Delivery, Event.name, Event.repository).join(Event, Event.id == Delivery.event_id)
-
-
-def newest_deliveries(session: Session, notification_uuid: str, *, state: str | None,
-                      before: Cursor | None, limit: int) -> list[Any]:
-    """Up to ``limit`` (delivery, event name, repository) rows, newest first, after ``before``."""
-    query = (_ledger_rows()
-             .where(Delivery.notification_uuid == notification_uuid)
-             .order_by(Delivery.created_at.desc(), Delivery.id.desc())
-             .limit(limit))
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    if before is not None:
-        created, delivery_id = before
-        query = query.where(or_(Delivery.created_at < created,
-                                and_(Delivery.created_at == created, Delivery.id < delivery_id)))
-    return list(session.execute(query))
-
-
 def notification_delivery(delivery_id: str, notification: AdminNotification,
                           session: SessionDep) -> Any:
     """The (delivery, event name, repository) row of the path's notification; 404 otherwise."""
-    row = session.execute(_ledger_rows().where(
+    row = session.execute(ledger_rows().where(
         Delivery.id == delivery_id, Delivery.notification_uuid == notification.uuid)).first()
     if row is None:
         raise NotFound(f"no delivery {delivery_id} of notification {notification.uuid}")
@@ -109,8 +86,8 @@ def list_notification_deliveries(
 ) -> dict:
     """A page of the notification's deliveries, newest first; ``next_cursor`` is null at the end."""
     before = decode_cursor(cursor) if cursor else None
-    rows = newest_deliveries(session, notification.uuid, state=state.value if state else None,
-                             before=before, limit=limit + 1)
+    rows = newest_rows(session, notification_uuid=notification.uuid,
+                       state=state.value if state else None, before=before, limit=limit + 1)
     page = rows[:limit]
     return {"deliveries": [delivery_view(*row) for row in page],
             "next_cursor": encode_cursor(page[-1][0]) if len(rows) > limit else None}
