@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from notifier.errors import InvalidNotificationConfig, NotFound
-from notifier.events import get_event, split_repository
+from notifier.events import get_event, sample_data, split_repository
 from notifier.methods import CreateContext, get_method
 from notifier.models import Delivery, Notification
 from notifier.netpolicy import Network
+
+if TYPE_CHECKING:
+    from notifier.producer import Producer
 
 
 def create_notification(session: Session, repository: str, event: str, method: str,
@@ -47,6 +50,20 @@ def get_notification(session: Session, uuid: str) -> Notification:
     if notification is None:
         raise NotFound(f"no notification {uuid}")
     return notification
+
+
+def send_test(notification: Notification, producer: Producer) -> str:
+    """Publish the event's sample data aimed at this notification alone; returns the event id."""
+    return producer.publish(notification.repository, notification.event,
+                            sample_data(notification.event, notification.event_config),
+                            test_notification=notification.uuid)
+
+
+def reset(notification: Notification) -> None:
+    """Quay's reset: the failure count back to 0, and enabled again."""
+    notification.number_of_failures = 0
+    notification.enabled = True
+    notification.disabled_reason = None
 
 
 def list_notifications(session: Session, repository: str) -> list[Notification]:

@@ -109,15 +109,12 @@ def notification_list(repository: str, as_json: bool) -> None:
 @click.argument("uuid")
 def notification_test(uuid: str) -> None:
     """Send the event's sample data to notification UUID through the pipeline; prints the event id."""
-    from notifier.events import sample_data
-    from notifier.notifications import get_notification
+    from notifier.notifications import get_notification, send_test
     from notifier.producer import default_producer
 
     with _factory()() as session:
         target = get_notification(session, uuid)
-    data = sample_data(target.event, target.event_config)
-    click.echo(default_producer().publish(target.repository, target.event, data,
-                                          test_notification=target.uuid))
+    click.echo(send_test(target, default_producer()))
 
 
 @cli.command()

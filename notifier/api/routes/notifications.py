@@ -22,7 +22,6 @@ from notifier.api.deps import (
 from notifier.api.errors import ApiError
 from notifier.api.models import NotificationCreate
 from notifier.errors import NotFound
-from notifier.events import sample_data
 from notifier.methods.webhook import rotated
 from notifier.models import Notification, utcnow
 from notifier.netpolicy import parse_networks
@@ -32,6 +31,8 @@ from notifier.notifications import (
     last_deliveries,
     list_notifications,
     notification_view,
+    reset,
+    send_test,
 )
 
 PREFIX = "/api/v1/repository/{repository:path}/notification"
@@ -106,9 +107,7 @@ def delete_repository_notification(notification: AdminNotification,
 @router.post("/{uuid}", status_code=204)
 def reset_repository_notification(notification: AdminNotification) -> None:
     """Reset the failure count to 0 and enable the notification again."""
-    notification.number_of_failures = 0
-    notification.enabled = True
-    notification.disabled_reason = None
+    reset(notification)
 
 
 @router.post("/{uuid}/test")
@@ -117,9 +116,7 @@ def test_repository_notification(notification: AdminNotification, producer: Prod
 
     Answers at once; the delivery, marked as a test, shows in the ledger once a worker ran it.
     """
-    producer.publish(notification.repository, notification.event,
-                     sample_data(notification.event, notification.event_config),
-                     test_notification=notification.uuid)
+    send_test(notification, producer)
     return {}
 
 
