@@ -8,10 +8,12 @@ so any token inside it.
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -124,6 +126,11 @@ class HttpClient:
         raise RetryableDeliveryError(
             kind, f"receiver answered HTTP {status}", retry_after_s=retry_after_s, **details
         )
+
+
+def encode_body(data: Any) -> bytes:
+    """Serialise once, compactly: these exact bytes are signed (webhooks) and sent."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def check_url(url: str) -> None:

@@ -13,12 +13,11 @@ import pytest
 from config import load_settings
 from notifier.errors import InvalidNotificationConfig, RetryableDeliveryError
 from notifier.events import build_event_data, sample_data
-from notifier.http import HttpClient
+from notifier.http import HttpClient, encode_body
 from notifier.methods import CreateContext, DeliveryContext, Services, get_method
 from notifier.methods.flowdock import FlowdockMethod, inbox_url
 from notifier.methods.hipchat import HipchatMethod, notification_url
 from notifier.methods.slack import SlackMethod
-from notifier.methods.webhook import encode_body
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
 from tests.receivers import Receiver

@@ -8,10 +8,9 @@ from typing import Any
 
 from notifier.errors import InvalidNotificationConfig
 from notifier.events import get_event
-from notifier.http import HttpResult
+from notifier.http import HttpResult, encode_body
 from notifier.messages import render_message
 from notifier.methods.base import DeliveryContext, Services
-from notifier.methods.webhook import encode_body
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ Webhooks way."""
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.bodytemplate import Template, compile_template
 from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
-from notifier.http import HttpResult
+from notifier.http import HttpResult, encode_body
 from notifier.masking import mask_url
 from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
 from notifier.netpolicy import url_allowed
@@ -35,11 +34,6 @@ def is_valid_secret(secret: Any) -> bool:
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def encode_body(data: Any) -> bytes:
-    """Serialise once: these exact bytes are signed and sent."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def body_template(config: dict[str, Any]) -> Template | None:
