@@ -11,6 +11,8 @@ FAN_OUT_TASK = "notifier.fan_out"
 DELIVER_TASK = "notifier.deliver"
 ENQUEUE_DUE_TASK = "notifier.enqueue_due"
 
+# kombu's local-folder transport, with atomic message writes (see the module).
+FILESYSTEM_TRANSPORT = "config.filesystem_broker:Transport"
 # The local-folder broker polls; at kombu's default of 1 s every hop costs about a second.
 FILESYSTEM_POLLING_INTERVAL_S = 0.1
 
@@ -46,6 +48,7 @@ def celery_config(settings: Settings) -> dict:
     embedded = filesystem_folder(settings.broker_url) is not None
     return {
         "broker_url": settings.broker_url,
+        "broker_transport": FILESYSTEM_TRANSPORT if embedded else None,
         "broker_transport_options": broker_transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4.0,

@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from notifier.db import transaction
 from notifier.directory import save_user
 from notifier.inapp import list_inbox
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.fleet
 
@@ -171,9 +172,7 @@ def test_notification_test_sends_the_sample_marked_as_test(fleet, receiver, uniq
     assert fleet.notification(notification.uuid).number_of_failures == 0  # tests do not count
 
 
-def test_worker_killed_mid_request_loses_nothing(redis_fleet, receiver, unique_repo):
-    """Redis only: the local-folder broker's files do not survive a SIGKILL reliably (README)."""
-    fleet = redis_fleet
+def test_worker_killed_mid_request_loses_nothing(fleet, receiver, unique_repo):
     receiver.hold = threading.Event()
     notification = fleet.add_notification(unique_repo, receiver.url)
     fleet.producer.publish(unique_repo, "repo_push", PUSH)
@@ -189,3 +188,23 @@ def test_worker_killed_mid_request_loses_nothing(redis_fleet, receiver, unique_r
         == {delivery.id}
     kinds = [a.error_kind for a in fleet.attempts(delivery.id)]
     assert kinds == ["worker_lost", None]
+
+
+def test_a_slow_receiver_gets_no_more_than_its_share_of_the_workers(fleet, unique_repo):
+    """The delivery worker has 4 threads; one endpoint may use 2 of them (the fleet's setting)."""
+    slow, fast = Receiver(delay_s=1.0), Receiver()
+    try:
+        slow_notification = fleet.add_notification(unique_repo, slow.url)
+        fast_notification = fleet.add_notification(f"{unique_repo}-fast", fast.url)
+        for _ in range(6):
+            fleet.producer.publish(unique_repo, "repo_push", PUSH)
+        slow.wait_for(2)
+        fleet.producer.publish(f"{unique_repo}-fast", "repo_push", PUSH)
+
+        fleet.wait_for_state(fast_notification.uuid, {"delivered"}, timeout_s=5)
+        fleet.wait_for_state(slow_notification.uuid, {"delivered"}, count=6, timeout_s=60)
+        assert slow.max_in_flight == 2
+        assert all(d.attempts == 1 for d in fleet.deliveries(slow_notification.uuid))
+    finally:
+        slow.close()
+        fast.close()
