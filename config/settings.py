@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_failures: int = Field(3, ge=1)
     visibility_timeout_s: float = Field(3600.0, gt=0)
     scheduler_interval_s: float = Field(1.0, gt=0)
+    max_in_flight_per_endpoint: int = Field(8, ge=1)
     scheduler_batch: int = Field(500, ge=1)
     queue_prefix: str = Field("notifier", pattern=r"^[A-Za-z0-9_.-]+$")
     allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from notifier.db import transaction
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
@@ -35,6 +35,8 @@ class Policy:
     retry_schedule_s: tuple[float, ...]
     max_failures: int
     claim_timeout_s: float
+    max_in_flight_per_endpoint: int = 8
+    busy_endpoint_delay_s: float = 10.0  # how long a delivery waits when its receiver is full
 
     @property
     def max_attempts(self) -> int:
@@ -109,9 +111,12 @@ class _Claimed:
 
 def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) -> _Claimed | Outcome:
     """Take a pending delivery (one conditional UPDATE) and read what its attempt needs."""
+    _serialize_claims_per_endpoint(session, delivery_id)
     claimed = session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value,
+               or_(Delivery.endpoint.is_(None),
+                   _in_flight_at_same_endpoint() < policy.max_in_flight_per_endpoint))
         .values(state=DeliveryState.DELIVERING.value, attempts=Delivery.attempts + 1,
                 claimed_until=now + timedelta(seconds=policy.claim_timeout_s))
         .returning(Delivery.attempts, Delivery.notification_uuid, Delivery.event_id,
@@ -119,7 +124,7 @@ def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) ->
         .execution_options(synchronize_session=False)
     ).first()
     if claimed is None:
-        return _not_claimed(session, delivery_id, policy)
+        return _not_claimed(session, delivery_id, now, policy)
     found = session.execute(
         select(Notification.method, Notification.config, Notification.enabled,
                Notification.title, Notification.event_config, Event.name, Event.repository,
@@ -137,13 +142,46 @@ def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) ->
     ))
 
 
-def _not_claimed(session: Session, delivery_id: str, policy: Policy) -> Outcome:
-    """Why a delivery could not be taken: it is gone, or no longer pending (a duplicate)."""
+def _serialize_claims_per_endpoint(session: Session, delivery_id: str) -> None:
+    """On PostgreSQL, claims for one endpoint take turns (a transaction-scoped advisory lock),
+    so two workers cannot both see a free slot and exceed the bound. SQLite takes every write
+    transaction in turn already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(Delivery.endpoint)))
+            .where(Delivery.id == delivery_id, Delivery.endpoint.is_not(None)))
+
+
+_BUSY = aliased(Delivery, name="busy")  # built once: the claim is the hot path
+
+
+def _in_flight_at_same_endpoint():
+    """How many deliveries to the claimed row's endpoint are being attempted now."""
+    return (select(func.count()).select_from(_BUSY)
+            .where(_BUSY.endpoint == Delivery.endpoint,
+                   _BUSY.state == DeliveryState.DELIVERING.value)
+            .scalar_subquery())
+
+
+def _not_claimed(session: Session, delivery_id: str, now: datetime, policy: Policy) -> Outcome:
+    """Why a delivery could not be taken: gone, no longer pending (a duplicate message), or its
+    endpoint already has the most attempts in flight: then it waits, costing no attempt."""
     current = session.execute(
         select(Delivery.state, Delivery.attempts).where(Delivery.id == delivery_id)).first()
     if current is None:
         return Outcome(delivery_id, "missing", ran=False)
-    return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts, ran=False)
+    if current.state != DeliveryState.PENDING.value:
+        return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts,
+                       ran=False)
+    wait_s = policy.busy_endpoint_delay_s * random.uniform(1 - JITTER, 1 + JITTER)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.RETRYING.value,
+                next_attempt_at=now + timedelta(seconds=wait_s))
+        .execution_options(synchronize_session=False))
+    return Outcome(delivery_id, DeliveryState.RETRYING.value, current.attempts,
+                   policy.max_attempts, error="endpoint busy", ran=False)
 
 
 def _skip_disabled(session: Session, delivery_id: str, attempts: int, policy: Policy) -> Outcome:

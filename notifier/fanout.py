@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from notifier.db import insert_ignore
 from notifier.events import build_event_data, get_event, validate_event
+from notifier.methods import get_method
 from notifier.models import Delivery, DeliveryState, Event, Notification, utcnow
 
 DELIVERY_ID_NAMESPACE = uuid.UUID("6f0c5b8e-2d55-4c7e-9a53-3c1f0e8b9a10")
@@ -94,6 +95,7 @@ def _delivery_row(event_id: str, notification: Notification, now: datetime, *,
         "event_id": event_id,
         "notification_uuid": notification.uuid,
         "method": notification.method,
+        "endpoint": get_method(notification.method).endpoint(notification.config),
         "state": (DeliveryState.PENDING if enabled else DeliveryState.SKIPPED).value,
         "attempts": 0,
         "enqueued_at": now if enabled else None,

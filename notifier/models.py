@@ -97,6 +97,7 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_deliveries_notification_created", "notification_uuid", "created_at"),
+        Index("ix_deliveries_endpoint_state", "endpoint", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -105,6 +106,8 @@ class Delivery(Base):
         ForeignKey("notifications.uuid", ondelete="CASCADE")
     )
     method: Mapped[str] = mapped_column(String(64))
+    # The receiver its attempts go to (Method.endpoint): bounds attempts in flight per receiver.
+    endpoint: Mapped[str | None] = mapped_column(String(300))
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Attempts made before the latest redelivery: a redelivered delivery gets a full schedule.

@@ -22,11 +22,14 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [200])
     headers: dict[str, str] = field(default_factory=dict)
     hold: threading.Event | None = None  # when set, requests wait until it is set
+    delay_s: float = 0.0  # each answer comes this late
     requests: list[Received] = field(default_factory=list)
+    max_in_flight: int = 0  # the most requests it was answering at once
 
     def __post_init__(self):
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+        self._in_flight = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,9 +39,14 @@ class Receiver:
                     receiver.requests.append(
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     index = len(receiver.requests) - 1
+                    receiver._in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver._in_flight)
                     receiver._arrived.notify_all()
                 if receiver.hold is not None:
                     receiver.hold.wait(timeout=60)
+                time.sleep(receiver.delay_s)
+                with receiver._lock:  # before answering: a count never ahead of the sender's
+                    receiver._in_flight -= 1
                 status = receiver.statuses[min(index, len(receiver.statuses) - 1)]
                 self.send_response(status)
                 for name, value in receiver.headers.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +42,16 @@ class Services:
     mailer: Any = None  # notifier.mailer.Mailer
 
 
+def url_endpoint(url: Any) -> str | None:
+    """``host:port`` of an http(s) URL (the port its scheme implies when none is given)."""
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return f"{parts.hostname}:{port}" if parts.hostname else None
+
+
 @dataclass(frozen=True)
 class CreateContext:
     """What a config check may consult: the repository and the network policy."""
@@ -55,6 +66,12 @@ class Method:
 
     name: ClassVar[str]
     secret_keys: ClassVar[tuple[str, ...]] = ()  # config values shown masked, never in clear
+    service_endpoint: ClassVar[str | None] = None  # the one outside service it reaches, if fixed
+
+    def endpoint(self, config: dict[str, Any]) -> str | None:
+        """Where this notification's attempts go (e.g. ``host:port``), to bound how many run
+        at once against one receiver; None for methods that reach no outside service."""
+        return self.service_endpoint
 
     def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config as people may see it (command line, API): secrets masked."""

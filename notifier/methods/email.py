@@ -21,6 +21,7 @@ NOT_AUTHORIZED = ("The specified e-mail address is not authorized to receive not
 
 class EmailMethod(Method):
     name = "email"
+    service_endpoint = "smtp"
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         address = config.get("email")

@@ -15,6 +15,7 @@ SOURCE = "notifier"  # Flowdock shows it as the sending application (letters and
 
 class FlowdockMethod(Method):
     name = "flowdock"
+    service_endpoint = "flowdock"
     secret_keys = ("flow_api_token",)
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:

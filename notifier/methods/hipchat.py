@@ -16,6 +16,7 @@ COLOURS = {"info": "gray", "warning": "yellow", "error": "red",
 
 class HipchatMethod(Method):
     name = "hipchat"
+    service_endpoint = "hipchat"
     secret_keys = ("notification_token",)
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:

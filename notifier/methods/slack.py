@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from notifier.errors import InvalidNotificationConfig
 from notifier.http import HttpResult
-from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
+from notifier.methods.base import (CreateContext, DeliveryContext, Method, Services,
+                                   url_endpoint)
 from notifier.methods.chat import ChatMessage, post, required_text
 from notifier.mrkdwn import html_to_mrkdwn
 from notifier.netpolicy import url_allowed
@@ -19,6 +20,9 @@ COLOURS = {"info": "#ffffff", "warning": "warning", "error": "danger",
 class SlackMethod(Method):
     name = "slack"
     secret_keys = ("url",)
+
+    def endpoint(self, config: dict[str, Any]) -> str | None:
+        return url_endpoint(config.get("url"))
 
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         """A Slack Callback URL: https, to a host the network policy allows."""

@@ -14,7 +14,8 @@ from notifier.bodytemplate import Template, compile_template
 from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
 from notifier.http import HttpResult, encode_body
 from notifier.masking import mask_url
-from notifier.methods.base import CreateContext, DeliveryContext, Method, Services
+from notifier.methods.base import (CreateContext, DeliveryContext, Method, Services,
+                                   url_endpoint)
 from notifier.netpolicy import url_allowed
 
 SECRET_PREFIX = "whsec_"
@@ -68,6 +69,9 @@ def rotated(config: dict[str, Any], now: datetime) -> dict[str, Any]:
 class WebhookMethod(Method):
     name = "webhook"
     secret_keys = ("secret", "previous_secret")
+
+    def endpoint(self, config: dict[str, Any]) -> str | None:
+        return url_endpoint(config.get("url"))
 
     def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The signing secret masked, and the URL's password and query values."""
