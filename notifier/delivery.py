@@ -25,6 +25,7 @@ from notifier.models import Attempt, Delivery, DeliveryState, Event, Notificatio
 log = logging.getLogger(__name__)
 
 JITTER = 0.2
+BUSY_ENDPOINT_ROUND_S = 1.0
 ERROR_TEXT_MAX = 500
 
 
@@ -36,7 +37,7 @@ class Policy:
     max_failures: int
     claim_timeout_s: float
     max_in_flight_per_endpoint: int = 8
-    busy_endpoint_delay_s: float = 10.0  # how long a delivery waits when its receiver is full
+    busy_endpoint_max_delay_s: float = 300.0
 
     @property
     def max_attempts(self) -> int:
@@ -155,6 +156,19 @@ def _serialize_claims_per_endpoint(session: Session, delivery_id: str) -> None:
 _BUSY = aliased(Delivery, name="busy")  # built once: the claim is the hot path
 
 
+def _busy_endpoint_delay(session: Session, delivery_id: str, policy: Policy) -> float:
+    """How long to wait for a full endpoint: about a second per ``max_in_flight`` deliveries
+    already waiting for it, so a dead receiver's backlog is retried a few at a time."""
+    endpoint = select(Delivery.endpoint).where(Delivery.id == delivery_id).scalar_subquery()
+    waiting = session.scalar(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.endpoint == endpoint,
+               Delivery.state.in_([DeliveryState.PENDING.value, DeliveryState.RETRYING.value])))
+    rounds = 1 + waiting // policy.max_in_flight_per_endpoint
+    return min(rounds * BUSY_ENDPOINT_ROUND_S, policy.busy_endpoint_max_delay_s) \
+        * random.uniform(1 - JITTER, 1 + JITTER)
+
+
 def _in_flight_at_same_endpoint():
     """How many deliveries to the claimed row's endpoint are being attempted now."""
     return (select(func.count()).select_from(_BUSY)
@@ -173,7 +187,7 @@ def _not_claimed(session: Session, delivery_id: str, now: datetime, policy: Poli
     if current.state != DeliveryState.PENDING.value:
         return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts,
                        ran=False)
-    wait_s = policy.busy_endpoint_delay_s * random.uniform(1 - JITTER, 1 + JITTER)
+    wait_s = _busy_endpoint_delay(session, delivery_id, policy)
     session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)

@@ -43,8 +43,7 @@ class Runtime:
             services=Services(settings=settings, http=http, factory=factory,
                               mailer=Mailer.from_settings(settings)),
             policy=Policy(settings.retry_schedule, settings.max_failures,
-                          settings.claim_timeout_s, settings.max_in_flight_per_endpoint,
-                          busy_endpoint_delay_s=settings.send_timeout_s),
+                          settings.claim_timeout_s, settings.max_in_flight_per_endpoint),
         )
 
     def fan_out(self, message: dict) -> list[DeliveryRef]:
