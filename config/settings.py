@@ -22,6 +22,11 @@ ATTEMPT_OVERHEAD_S = 5.0
 DEFAULT_RETRY_SCHEDULE_S = (0, 10, 60, 300, 1800, 7200, 21600, 43200)
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``: how list settings are written."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 class ConfigurationError(Exception):
     """A setting is missing or has a bad value; start-up cannot go on."""
 
@@ -77,7 +82,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_schedule(cls, value):
         if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",") if p.strip()]
+            parts = _comma_list(value)
             if not parts:
                 raise ValueError("needs at least one delay in seconds, e.g. 0,10,60")
             try:
@@ -92,8 +97,9 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_tokens(cls, value):
         if isinstance(value, str):
-            value = tuple(p.strip() for p in value.split(",") if p.strip())
-        if any(len(str(getattr(t, "get_secret_value", lambda: t)())) < 16 for t in value):
+            value = _comma_list(value)
+        plain = [t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in value]
+        if any(len(token) < 16 for token in plain):
             raise ValueError("each service token must be at least 16 characters long")
         return value
 
@@ -101,7 +107,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_networks(cls, value):
         if isinstance(value, str):
-            value = tuple(p.strip() for p in value.split(",") if p.strip())
+            value = _comma_list(value)
         for network in value:
             try:
                 ipaddress.ip_network(network, strict=False)
