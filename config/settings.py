@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     webhook_client_key: str | None = None
     ca_bundle: str | None = None
 
+    # outages and messages that keep failing
+    database_wait_s: float = Field(30.0, gt=0)
+    outage_log_interval_s: float = Field(60.0, gt=0)
+    fanout_max_tries: int = Field(5, ge=1, le=100)
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _parse_schedule(cls, value):
@@ -174,6 +179,12 @@ class Settings(BaseSettings):
     def claim_timeout_s(self) -> float:
         """How long a worker owns a delivery it took; after that another worker may take it."""
         return self.send_timeout_s + ATTEMPT_OVERHEAD_S
+
+    @property
+    def database_wait_bound_s(self) -> float:
+        """How long a task waits in place for an unreachable database before it puts its
+        message back in the queue: never so long that the broker would hand it out again."""
+        return min(self.database_wait_s, self.visibility_timeout_s / 2)
 
     @property
     def client_cert(self) -> tuple[str, str] | None:

@@ -1,14 +1,17 @@
-"""Reading the delivery ledger: deliveries and their attempts, newest first."""
+"""Reading the delivery ledger: deliveries and their attempts, newest first; and ending a
+delivery that could not be attempted."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, or_, select
+from sqlalchemy import Row, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier.models import Attempt, Delivery, Event
+from notifier.models import Attempt, Delivery, DeliveryState, Event
+
+ERROR_TEXT_MAX = 500
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,3 +73,15 @@ def list_attempts(session: Session, delivery_id: str) -> list[dict[str, Any]]:
     return [{"number": a.number, "started": _iso(a.started_at), "duration_ms": a.duration_ms,
              "status_code": a.status_code, "error_kind": a.error_kind, "error": a.error,
              "response_excerpt": a.response_excerpt} for a in attempts]
+
+
+def abandon_delivery(session: Session, delivery_id: str, reason: str) -> bool:
+    """End a delivery that could not even be attempted (its task raised) as ``failed`` with
+    the reason, so no scheduler pass hands it out again; redelivery can send it later. Only a
+    pending one: a claimed delivery's attempt is closed by the scheduler. True if it ended."""
+    ended = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.FAILED.value, last_error=reason[:ERROR_TEXT_MAX])
+        .execution_options(synchronize_session=False))
+    return ended.rowcount == 1

@@ -139,6 +139,24 @@ class Attempt(Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text)
 
 
+class DeadLetter(Base):
+    """A broker message that failed for a reason other than the database being away, kept
+    (with the reason) instead of being retried forever or dropped; see notifier.deadletters."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    # The task's arguments as JSON text (ASCII-escaped, so any payload can be stored).
+    message: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    repository: Mapped[str | None] = mapped_column(String(255))
+    event: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(Integer)
+    dead_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- the directory: who exists, who belongs where, who may do what -----------------------------
 
 class User(Base):

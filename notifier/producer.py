@@ -42,15 +42,18 @@ class Producer:
                 "starting with a letter or digit")
         message = event_message(repository, event, data, performer or {}, event_id, utcnow(),
                                 test_notification)
-        described = f"{event} {repository} event={event_id}"
-        if test_notification:
-            described += f" test of notification={test_notification}"
-        self._send(FAN_OUT_TASK, [message], self.settings.fanout_queue, described)
+        self._send(FAN_OUT_TASK, [message], self.settings.fanout_queue, describe_event(message))
         return event_id
 
     def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:
         for ref in refs:
             self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe())
+
+    def resend(self, task: str, args: list) -> None:
+        """Send a stored message (a dead letter) to its task again, as it was."""
+        if task != FAN_OUT_TASK or len(args) != 1 or not isinstance(args[0], dict):
+            raise InvalidInput(f"cannot resend a {task} message with arguments {args!r:.80}")
+        self._send(task, args, self.settings.fanout_queue, describe_event(args[0]))
 
     def _send(self, task: str, args: list, queue: str, argsrepr: str) -> None:
         from kombu.exceptions import KombuError
@@ -61,6 +64,14 @@ class Producer:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
                 f"{_first_line(exc)}; nothing was enqueued") from None
+
+
+def describe_event(message: dict) -> str:
+    """The fan-out message's argument text in Flower: event, repository and event id."""
+    described = f"{message.get('event')} {message.get('repository')} event={message.get('event_id')}"
+    if message.get("test_notification"):
+        described += f" test of notification={message['test_notification']}"
+    return described
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,21 +1,27 @@
 """One process's collaborators (database, HTTP client, retry policy), built once from settings,
-and the three units of work the Celery tasks call."""
+and the units of work the Celery tasks call. Each rides out a short database outage in place
+(``notifier.outage``); a longer one ends in the database's error, which the task answers by
+putting its message back in the queue."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from notifier.db import make_engine, make_session_factory, transaction
+from notifier.deadletters import bury
 from notifier.delivery import Outcome, Policy, run_delivery
 from notifier.fanout import DeliveryRef, fan_out
 from notifier.http import HttpClient
+from notifier.ledger import abandon_delivery
 from notifier.mailer import Mailer
 from notifier.methods import Services
 from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
+from notifier.outage import Outage, is_database_unavailable
 from notifier.scheduler import claim_due, recover_lost
 
 
@@ -25,9 +31,13 @@ class Runtime:
     factory: sessionmaker[Session]
     services: Services
     policy: Policy
+    outage: Outage
+    # True once the worker is shutting down: waits for the database end early then.
+    stopping: Callable[[], bool] = field(default=lambda: False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Runtime":
+    def from_settings(cls, settings: Settings,
+                      stopping: Callable[[], bool] = lambda: False) -> "Runtime":
         factory = make_session_factory(make_engine(settings.database_url))
         http = HttpClient(
             timeout_s=settings.send_timeout_s,
@@ -44,22 +54,54 @@ class Runtime:
                               mailer=Mailer.from_settings(settings)),
             policy=Policy(settings.retry_schedule, settings.max_failures,
                           settings.claim_timeout_s, settings.max_in_flight_per_endpoint),
+            outage=Outage(wait_s=settings.database_wait_bound_s,
+                          log_interval_s=settings.outage_log_interval_s),
+            stopping=stopping,
         )
 
     def fan_out(self, message: dict) -> list[DeliveryRef]:
         """Record the event and its deliveries; the caller enqueues the result."""
-        with transaction(self.factory) as session:
-            return fan_out(session, message, server_hostname=self.settings.server_hostname,
-                           scheme=self.settings.preferred_url_scheme)
+        def once() -> list[DeliveryRef]:
+            with transaction(self.factory) as session:
+                return fan_out(session, message, server_hostname=self.settings.server_hostname,
+                               scheme=self.settings.preferred_url_scheme)
+        return self.outage.call(once, stopping=self.stopping)
 
     def deliver(self, delivery_id: str) -> Outcome:
-        return run_delivery(self.factory, delivery_id, policy=self.policy,
-                            services=self.services)
+        # Run again after an outage, a claim already taken makes the repeat a no-op: the
+        # scheduler then closes the attempt as worker_lost once its claim expires.
+        return self.outage.call(
+            lambda: run_delivery(self.factory, delivery_id, policy=self.policy,
+                                 services=self.services),
+            stopping=self.stopping)
+
+    def abandon(self, delivery_id: str, reason: str) -> bool:
+        """End a delivery whose task raised before any attempt (see ledger.abandon_delivery)."""
+        def once() -> bool:
+            with transaction(self.factory) as session:
+                return abandon_delivery(session, delivery_id, reason)
+        return self.outage.call(once, stopping=self.stopping)
 
     def due_deliveries(self) -> list[DeliveryRef]:
-        """Close lost attempts, then claim what is due; the caller enqueues the result."""
+        """Close lost attempts, then claim what is due; the caller enqueues the result.
+        While the database is away this finds nothing (beat calls again next interval)."""
         now = utcnow()
-        recover_lost(self.factory, now, self.policy, batch=self.settings.scheduler_batch)
-        with transaction(self.factory) as session:
-            return claim_due(session, now, batch=self.settings.scheduler_batch,
-                             stale_after_s=self.settings.visibility_timeout_s)
+        try:
+            recover_lost(self.factory, now, self.policy, batch=self.settings.scheduler_batch)
+            with transaction(self.factory) as session:
+                refs = claim_due(session, now, batch=self.settings.scheduler_batch,
+                                 stale_after_s=self.settings.visibility_timeout_s)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            self.outage.report(exc)
+            return []
+        self.outage.recovered()
+        return refs
+
+    def bury(self, task: str, args: list[Any], *, reason: str, tries: int) -> int:
+        """Move a message that keeps failing to the dead-letter store; returns its id."""
+        def once() -> int:
+            with transaction(self.factory) as session:
+                return bury(session, task, args, reason=reason, tries=tries, now=utcnow())
+        return self.outage.call(once, stopping=self.stopping)

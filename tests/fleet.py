@@ -58,16 +58,17 @@ class Fleet:
         self.group = ProcessGroup(env=self.env, log_dir=workdir / "logs")
         self._started = 0
 
-    def start(self) -> None:
+    def start(self, **fanout_options: str) -> None:
         upgrade(self.engine)
-        self.start_worker("fanout", self.settings.fanout_queue, concurrency=2)
+        self.start_worker("fanout", self.settings.fanout_queue, concurrency=2, **fanout_options)
         self.start_worker("delivery", self.settings.delivery_queue, concurrency=4)
         self.group.start("beat", beat_command(self.workdir / "beat-schedule"))
 
-    def start_worker(self, name: str, queue: str, concurrency: int) -> None:
+    def start_worker(self, name: str, queue: str, concurrency: int, **options: str) -> None:
+        """Start a worker (``options``: worker_command's pool, app) and wait until it answers."""
         self._started += 1
         node = f"{name}{self._started}"  # a fresh node name each start, so ping means *this* one
-        self.group.start(name, worker_command(node, queue, concurrency=concurrency))
+        self.group.start(name, worker_command(node, queue, concurrency=concurrency, **options))
         self.wait_ready(node)
 
     def wait_ready(self, node: str) -> None:
@@ -177,10 +178,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_fleet(workdir: Path, env_overrides: dict[str, str]) -> Iterator[Fleet]:
+def running_fleet(workdir: Path, env_overrides: dict[str, str],
+                  **fanout_options: str) -> Iterator[Fleet]:
+    """A started fleet; ``fanout_options`` go to the fan-out worker's command (pool, app)."""
     fleet = Fleet(workdir, env_overrides)
     try:
-        fleet.start()
+        fleet.start(**fanout_options)
         yield fleet
     finally:
         fleet.stop()

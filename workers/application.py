@@ -38,8 +38,15 @@ def runtime() -> Runtime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = Runtime.from_settings(get_settings())
+            _runtime = Runtime.from_settings(get_settings(), stopping=worker_stopping)
         return _runtime
+
+
+def worker_stopping() -> bool:
+    """True once this worker was asked to shut down (warm or cold)."""
+    from celery.worker import state
+
+    return bool(state.should_stop or state.should_terminate)
 
 
 def producer() -> Producer:
