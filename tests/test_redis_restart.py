@@ -4,54 +4,17 @@ without being restarted themselves."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_database, drop_database, service_missing
-from tests.fleet import free_port, running_fleet
+from tests.conftest import create_database, drop_database
+from tests.fleet import running_fleet
+from tests.private_servers import PrivateRedis
 
 pytestmark = pytest.mark.fleet
 
 PUSH = {"updated_tags": ["latest"]}
-START_TIMEOUT_S = 10
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free loopback port, keeping nothing on disk."""
-
-    def __init__(self, folder: Path):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            service_missing("redis-server", FileNotFoundError("not on PATH"))
-        self.port = free_port()
-        self.command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(folder)]
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"redis-server did not listen within {START_TIMEOUT_S} s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 def _publish_once_redis_answers(fleet, repository: str, timeout_s: float = 20) -> None:

@@ -1,0 +1,85 @@
+"""An accepted publish survives a Redis crash: Redis with an append-only file fsynced on every
+write (`appendfsync always`, as the compose file runs it) is SIGKILLed while events stream in;
+after it restarts from its file (and the workers are restarted if kombu ended them), every
+event `publish` accepted is delivered, once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from notifier.errors import BrokerUnavailable
+from tests.conftest import create_database, drop_database
+from tests.fleet import running_fleet
+from tests.private_servers import PrivateRedis
+
+pytestmark = pytest.mark.fleet
+
+DRAIN_TIMEOUT_S = 120
+
+
+class Registry(threading.Thread):
+    """Publishes a stream of events the way a registry does: when the broker refuses one, it
+    tries the same event id again a little later. Remembers which ones were accepted."""
+
+    def __init__(self, fleet):
+        super().__init__(daemon=True)
+        self.fleet, self.accepted, self.refused = fleet, [], 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        while not self.stopping.is_set():
+            tag = f"t{number}"
+            try:
+                self.fleet.producer.publish("crash/repo", "repo_push", {"updated_tags": [tag]},
+                                            event_id=f"crash-{tag}")
+            except BrokerUnavailable:
+                self.refused += 1
+                time.sleep(0.2)
+                continue
+            self.accepted.append(tag)
+            number += 1
+            time.sleep(0.02)
+
+
+def test_events_accepted_before_redis_is_killed_are_all_delivered(tmp_path, receiver):
+    redis = PrivateRedis(tmp_path, appendfsync="always")
+    redis.start()
+    database = create_database("notifier_redis_crash")
+    env = {"NOTIFIER_DATABASE_URL": database, "NOTIFIER_BROKER_URL": redis.url}
+    try:
+        with running_fleet(tmp_path, env) as fleet:
+            notification = fleet.add_notification("crash/repo", receiver.url)
+            registry = Registry(fleet)
+            registry.start()
+            time.sleep(3)
+            redis.kill()
+            accepted_before_crash = len(registry.accepted)
+            time.sleep(1)
+            redis.start()  # recovers from its append-only file
+            time.sleep(3)
+            # kombu can end a worker when Redis dies under it ("Unrecoverable error:
+            # AttributeError ... 'hostname'"); its unacknowledged messages stay in Redis and
+            # come back once the visibility timeout has passed, after its supervisor restarts it.
+            fleet.restart_exited_workers()
+            registry.stopping.set()
+            registry.join(timeout=30)
+
+            accepted = registry.accepted
+            assert accepted_before_crash > 0 and len(accepted) > accepted_before_crash
+            receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
+            webhook_ids: dict[str, set[str]] = {}
+            for request in receiver.requests:
+                tag = json.loads(request.body)["updated_tags"][0]
+                webhook_ids.setdefault(tag, set()).add(request.headers["webhook-id"])
+            assert sorted(webhook_ids) == sorted(accepted)
+            assert all(len(ids) == 1 for ids in webhook_ids.values())
+            assert len(fleet.wait_for_state(notification.uuid, {"delivered"},
+                                            count=len(accepted), timeout_s=60)) == len(accepted)
+    finally:
+        redis.stop()
+        drop_database(database)
