@@ -129,3 +129,27 @@ def test_the_dead_letter_commands_list_replay_and_drop(cli):
     assert len(cli.queued_files()) == 1  # the fan-out message, back in the broker
     assert succeeded(cli.run("dead-letters", "list")).strip() == "no dead letters"
     assert succeeded(cli.run("dead-letters", "replay", "--all")).strip() == "no dead letters"
+
+
+def test_a_delivery_that_cannot_be_attempted_ends_failed_with_the_reason(factory, unique_repo):
+    from notifier.fanout import event_message, fan_out
+    from notifier.ledger import abandon_delivery
+    from notifier.models import Delivery
+    from notifier.netpolicy import parse_networks
+    from notifier.notifications import create_notification
+
+    with transaction(factory) as session:
+        notification = create_notification(
+            session, unique_repo, "repo_push", "webhook", {"url": "http://127.0.0.1:9/h"},
+            allowed_networks=parse_networks(["127.0.0.0/8"]))
+        message = event_message(unique_repo, "repo_push", {"updated_tags": ["a"]}, {},
+                                "ev-abandon", utcnow())
+        [ref] = fan_out(session, message, server_hostname="registry.example.com",
+                        scheme="https")
+    with transaction(factory) as session:
+        assert abandon_delivery(session, ref.id, "not attempted: KeyError: 'x'")
+        assert not abandon_delivery(session, ref.id, "again")  # only a pending one
+    with factory() as session:
+        delivery = session.get(Delivery, ref.id)
+    assert (delivery.state, delivery.last_error) == ("failed", "not attempted: KeyError: 'x'")
+    assert delivery.notification_uuid == notification.uuid
