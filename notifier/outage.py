@@ -86,8 +86,20 @@ class Outage:
         """Run ``operation``; while the database is unavailable, try it again with backoff for
         at most ``wait_s`` (less if ``stopping()`` turns true). Raises the last error if the
         database is still away. ``operation`` must be safe to repeat (one transaction)."""
+        try:
+            result = operation()  # the hot path: no retry machinery unless something failed
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            self.report(exc)
+            with self._counted():
+                result = self._retrying(stopping)(operation)
+        self.recovered()
+        return result
+
+    def _retrying(self, stopping: Callable[[], bool]) -> Retrying:
         deadline = self._clock() + self.wait_s
-        retrying = Retrying(
+        return Retrying(
             retry=retry_if_exception(is_database_unavailable),
             stop=lambda _state: stopping() or self._clock() >= deadline,
             wait=wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
@@ -95,10 +107,6 @@ class Outage:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        with self._counted():
-            result = retrying(operation)
-        self.recovered()
-        return result
 
     def report(self, exc: BaseException) -> None:
         """Note that the database is unavailable; logs at most once per interval."""
