@@ -13,6 +13,8 @@ ENQUEUE_DUE_TASK = "notifier.enqueue_due"
 
 # kombu's local-folder transport, with atomic message writes (see the module).
 FILESYSTEM_TRANSPORT = "config.filesystem_broker:Transport"
+# kombu's Redis transport, with a worker that outlives a Redis restart (see the module).
+REDIS_TRANSPORT = "config.redis_broker:Transport"
 # The local-folder broker polls; at kombu's default of 1 s every hop costs about a second.
 FILESYSTEM_POLLING_INTERVAL_S = 0.1
 
@@ -23,6 +25,11 @@ def filesystem_folder(broker_url: str) -> Path | None:
     if parts.scheme != "filesystem":
         return None
     return Path((parts.netloc + parts.path) or "var/broker")
+
+
+def _transport(broker_url: str) -> str | None:
+    scheme = urlsplit(broker_url).scheme
+    return {"filesystem": FILESYSTEM_TRANSPORT, "redis": REDIS_TRANSPORT}.get(scheme)
 
 
 def broker_transport_options(settings: Settings) -> dict:
@@ -48,7 +55,7 @@ def celery_config(settings: Settings) -> dict:
     embedded = filesystem_folder(settings.broker_url) is not None
     return {
         "broker_url": settings.broker_url,
-        "broker_transport": FILESYSTEM_TRANSPORT if embedded else None,
+        "broker_transport": _transport(settings.broker_url),
         "broker_transport_options": broker_transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4.0,

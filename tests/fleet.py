@@ -84,16 +84,6 @@ class Fleet:
     def restart_delivery_worker(self) -> None:
         self.start_worker("delivery", self.settings.delivery_queue, concurrency=4)
 
-    def restart_exited_workers(self) -> list[str]:
-        """Do what a supervisor (compose's restart policy) does: start again each worker that
-        ended; returns their names."""
-        ended = [name for name in self.group.exited() if name in ("fanout", "delivery")]
-        for name in ended:
-            self.group.processes.pop(name)
-            queue = self.settings.fanout_queue if name == "fanout" else self.settings.delivery_queue
-            self.start_worker(name, queue, concurrency=2 if name == "fanout" else 4)
-        return ended
-
     def stop(self) -> None:
         self.group.stop()
         self.engine.dispose()
