@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def celery_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers", *args]
+def celery_command(*args: str, app: str = "workers") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", app, *args]
 
 
 def worker_command(name: str, queue: str, *, concurrency: int, pool: str = "threads",
-                   loglevel: str = "INFO") -> list[str]:
+                   loglevel: str = "INFO", app: str = "workers") -> list[str]:
     return celery_command("worker", "-n", f"{name}@%h", "-Q", queue, "-P", pool,
                           "-c", str(concurrency), "-l", loglevel, "--without-gossip",
-                          "--without-mingle")
+                          "--without-mingle", app=app)
 
 
 def beat_command(schedule_file: Path, loglevel: str = "INFO") -> list[str]:
