@@ -358,14 +358,18 @@ class Bench:
                             .values(repository=repository, number_of_failures=0, enabled=True))
 
     def _drain_slow(self) -> None:
-        """End the slow receiver's backlog (it would take minutes) before the next run."""
+        """End the slow receiver's backlog (it would take minutes) before the next run: its
+        waiting deliveries are marked failed, again until its last attempts have timed out."""
         waiting = [DeliveryState.PENDING.value, DeliveryState.RETRYING.value]
-        with transaction(self.factory) as session:
-            session.execute(update(Delivery).where(Delivery.notification_uuid == self.slow_uuid,
-                                                   Delivery.state.in_(waiting))
-                            .values(state=DeliveryState.FAILED.value, next_attempt_at=None))
         deadline = time.monotonic() + self.args.send_timeout * 3 + 10
-        while time.monotonic() < deadline and self._slow_in_flight():
+        while True:
+            idle = not self._slow_in_flight() or time.monotonic() > deadline
+            with transaction(self.factory) as session:
+                session.execute(update(Delivery).where(
+                    Delivery.notification_uuid == self.slow_uuid, Delivery.state.in_(waiting))
+                    .values(state=DeliveryState.FAILED.value, next_attempt_at=None))
+            if idle:
+                return
             time.sleep(0.2)
 
     def _slow_in_flight(self) -> int:
