@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -41,6 +43,28 @@ def _deliver(factory, services, delivery_id):
     return run_delivery(factory, delivery_id, policy=POLICY, services=services)
 
 
+@contextmanager
+def _held() -> Iterator[tuple[Receiver, list[threading.Thread]]]:
+    """A receiver that holds every request until the block ends, and the list of delivery
+    threads (``_start``) to finish then."""
+    slow = Receiver(hold=threading.Event())
+    threads = []
+    try:
+        yield slow, threads
+    finally:
+        slow.hold.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        slow.close()
+
+
+def _start(factory, services, delivery_ids: list[str], threads: list) -> None:
+    for delivery_id in delivery_ids:
+        thread = threading.Thread(target=_deliver, args=(factory, services, delivery_id))
+        thread.start()
+        threads.append(thread)
+
+
 def _slot(factory, endpoint_of: str) -> EndpointSlot:
     with factory() as session:
         endpoint = session.scalar(select(Delivery.endpoint).where(Delivery.id == endpoint_of))
@@ -70,7 +94,7 @@ def test_failures_are_counted_once_per_failed_delivery_and_reset_by_a_success(
         factory, loopback_services, receiver, unique_repo):
     receiver.statuses = [500]
     [first] = _publish(factory, unique_repo, [receiver.url])
-    states = [_deliver(factory, loopback_services, first).state for _ in range(1)]
+    states = [_deliver(factory, loopback_services, first).state]
     for _ in range(2):
         with transaction(factory) as session:  # the scheduler's hand-back, without waiting
             session.execute(update(Delivery).where(Delivery.id == first)
@@ -98,16 +122,9 @@ def test_failures_are_counted_once_per_failed_delivery_and_reset_by_a_success(
 def test_a_full_endpoint_makes_deliveries_wait_without_an_attempt(factory, loopback_services,
                                                                   unique_repo):
     """Two attempts in flight (the bound); a third waits, taking a ticket a round away."""
-    slow = Receiver(hold=threading.Event())
-    try:
-        ids = _publish(factory, unique_repo, [slow.url] * 1)
-        ids += _publish(factory, f"{unique_repo}-2", [slow.url])
-        ids += _publish(factory, f"{unique_repo}-3", [slow.url])
-        ids += _publish(factory, f"{unique_repo}-4", [slow.url])
-        threads = [threading.Thread(target=_deliver, args=(factory, loopback_services, i))
-                   for i in ids[:2]]
-        for thread in threads:
-            thread.start()
+    with _held() as (slow, threads):
+        ids = [i for n in range(4) for i in _publish(factory, f"{unique_repo}-{n}", [slow.url])]
+        _start(factory, loopback_services, ids[:2], threads)
         slow.wait_for(2)
         assert _slot(factory, ids[0]).in_flight == 2
         before = utcnow()
@@ -123,37 +140,21 @@ def test_a_full_endpoint_makes_deliveries_wait_without_an_attempt(factory, loopb
         assert waits[1].next_attempt_at - waits[0].next_attempt_at == pytest.approx(
             timedelta(seconds=0.5), abs=timedelta(seconds=0.05))
         assert fourth.state == "retrying"
-    finally:
-        slow.hold.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        slow.close()
     assert _slot(factory, ids[0]).in_flight == 0
 
 
 def test_the_bound_is_exact_under_concurrent_claims(factory, loopback_services, unique_repo):
-    slow = Receiver(hold=threading.Event())
-    try:
-        ids = []
-        for n in range(8):
-            ids += _publish(factory, f"{unique_repo}-{n}", [slow.url])
-        threads = [threading.Thread(target=_deliver, args=(factory, loopback_services, i))
-                   for i in ids]
-        for thread in threads:
-            thread.start()
+    with _held() as (slow, threads):
+        ids = [i for n in range(8) for i in _publish(factory, f"{unique_repo}-{n}", [slow.url])]
+        _start(factory, loopback_services, ids, threads)
         slow.wait_for(2)
-        for thread in threads[:]:
+        for thread in threads:
             thread.join(timeout=0.5)
         assert slow.max_in_flight == 2
         with factory() as session:
             states = sorted(session.scalars(select(Delivery.state).where(Delivery.id.in_(ids))))
         assert states == ["delivering"] * 2 + ["retrying"] * 6
         assert _slot(factory, ids[0]).in_flight == 2
-    finally:
-        slow.hold.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        slow.close()
     assert _slot(factory, ids[0]).in_flight == 0
 
 
