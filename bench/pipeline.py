@@ -1,11 +1,15 @@
-"""Pipeline benchmark: publish → fan-out → delivery → a fast loopback receiver, real workers.
+"""Pipeline benchmark: notifier against the bare-Celery ceiling, in the same run, real workers.
 
-    python bench/pipeline.py --events 500 --notifications 4 --backend redis
+    python bench/pipeline.py --events 500 --notifications 4 --receivers 4 --rounds 3
 
-Prints the publish rate, the end-to-end delivery rate, publish-to-receipt latency and, as a
-ceiling, plain ``requests`` POSTs to the same receiver. A benchmark, not a test: it asserts
-nothing. Everything it creates (database, Redis database, processes, temp folder) is removed
-at the end, also on Ctrl-C or error.
+Each round runs the ceiling (``bench/ceiling.py``: a Celery task that only POSTs the same
+body, on the same broker, pool, concurrency and safety settings) and then notifier (publish →
+fan-out → delivery → receipt), and prints both rates and their ratio. ``--slow-receiver`` adds
+a run with one more receiver that never answers within the send timeout; ``--steady`` measures
+latency at fractions of the measured capacity; ``--fanout-notifications`` times one event to
+many notifications; ``--ledger-rows`` fills the ledger and runs the rounds again. A benchmark,
+not a test: it asserts nothing. Everything it creates (database, Redis database, processes,
+temp folder) is removed at the end, also on Ctrl-C or error.
 """
 
 from __future__ import annotations
@@ -13,16 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import secrets
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,24 +34,33 @@ from typing import Callable, Iterator
 
 import psycopg
 import redis
-import requests
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, make_url
 
 from config import Settings, load_settings
 from notifier.db import make_engine, make_session_factory, transaction
+from notifier.fanout import event_message
 from notifier.migrate import upgrade
-from notifier.models import Delivery
+from notifier.models import Delivery, DeliveryState, Notification, utcnow
 from notifier.netpolicy import parse_networks
 from notifier.notifications import create_notification
 from notifier.producer import Producer, client_app
+from notifier.runtime import Runtime
 from notifier.supervisor import ProcessGroup, beat_command, worker_command
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` for the ceiling
+from bench.ceiling import CEILING_TASK, SAMPLE_ENV  # noqa: E402
+from bench.ledger import fill_ledger  # noqa: E402
+
 REPOSITORY = "bench/pipeline"
+PARKED = "bench/parked"  # where the slow receiver's notification waits between its runs
+FANOUT_REPOSITORY = "bench/fanout"
 EVENT = "repo_push"
 HOOK_PATH = "/hook"
 CEILING_PATH = "/ceiling"
 LOG_TAIL_LINES = 20
+POLL_S = 0.05
 
 
 class BenchError(Exception):
@@ -57,26 +69,41 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Arrival:
-    """One webhook delivery as the receiver saw it (wall-clock seconds)."""
+    """One POST as the receiver saw it (wall-clock seconds)."""
 
     published_at: float
     received_at: float
 
 
-class Receiver:
-    """A loopback HTTP server that answers 200 at once and records webhook arrivals."""
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self):
-        self.arrivals: dict[str, Arrival] = {}
-        self.duplicates = 0
+    def handle_error(self, request, client_address):
+        pass  # the slow receiver writes to sockets its clients gave up on
+
+
+class Receiver:
+    """A loopback HTTP server that answers 200 (after ``delay_s``) and records arrivals by
+    path and ``webhook-id``."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self._lock = threading.Lock()
+        self.reset()
         self.sample: tuple[dict[str, str], bytes] | None = None
-        self._arrived = threading.Condition()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.arrivals: dict[str, dict[str, Arrival]] = {HOOK_PATH: {}, CEILING_PATH: {}}
+            self.duplicates = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def count(self, path: str) -> int:
+        return len(self.arrivals[path])
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -87,44 +114,75 @@ class Receiver:
             def do_POST(self):
                 received_at = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if self.path == HOOK_PATH:
-                    receiver._record({k.lower(): v for k, v in self.headers.items()}, body,
-                                     received_at)
+                receiver._record(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                 body, received_at)
 
             def log_message(self, *args):
                 pass
 
         return Handler
 
-    def _record(self, headers: dict[str, str], body: bytes, received_at: float) -> None:
-        """Note one webhook; ``headers`` have lower-case names."""
+    def _record(self, path: str, headers: dict[str, str], body: bytes,
+                received_at: float) -> None:
         published_at = json.loads(body)["bench_published_at"]
-        delivery_id = headers["webhook-id"]
-        with self._arrived:
-            if delivery_id in self.arrivals:
+        with self._lock:
+            seen = self.arrivals.setdefault(path, {})
+            if headers["webhook-id"] in seen:
                 self.duplicates += 1
             else:
-                self.arrivals[delivery_id] = Arrival(published_at, received_at)
-            self.sample = self.sample or (headers, body)
-            self._arrived.notify_all()
-
-    def wait_for(self, count: int, timeout_s: float, give_up: Callable[[], object]) -> None:
-        """Wait until ``count`` distinct deliveries arrived, the timeout passed or ``give_up()``
-        is true."""
-        deadline = time.monotonic() + timeout_s
-        with self._arrived:
-            while len(self.arrivals) < count and not give_up():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._arrived.wait(min(left, 0.5))
+                seen[headers["webhook-id"]] = Arrival(published_at, received_at)
+            if path == HOOK_PATH:
+                self.sample = self.sample or (headers, body)
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run; times are wall-clock seconds."""
+
+    label: str
+    expected: int
+    first_published: float
+    last_published: float
+    arrivals: list[Arrival]
+    duplicates: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.arrivals) >= self.expected
+
+    @property
+    def rate(self) -> float:
+        """Receipts per second from the first publish to the last receipt."""
+        if not self.arrivals:
+            return 0.0
+        elapsed = max(a.received_at for a in self.arrivals) - self.first_published
+        return len(self.arrivals) / elapsed if elapsed > 0 else 0.0
+
+    def latency_ms(self, fraction: float) -> float:
+        values = sorted((a.received_at - a.published_at) * 1000 for a in self.arrivals)
+        return percentile(values, fraction) if values else math.nan
+
+    def describe(self) -> str:
+        text = (f"{self.label:<22} {len(self.arrivals):>6}/{self.expected:<6} "
+                f"{self.rate:8.1f}/s  p50 {self.latency_ms(0.5):7.0f} ms  "
+                f"p99 {self.latency_ms(0.99):7.0f} ms")
+        if self.duplicates:
+            text += f"  {self.duplicates} duplicate(s)"
+        return text + ("" if self.complete else "  INCOMPLETE")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted ``values``."""
+    return values[max(0, math.ceil(fraction * len(values)) - 1)]
 
 
 @contextmanager
@@ -158,200 +216,239 @@ def embedded_backend(_args: argparse.Namespace, workdir: Path) -> Iterator[tuple
 BACKENDS = {"redis": redis_backend, "embedded": embedded_backend}
 
 
-def notifier_environment(database_url: str, broker_url: str) -> dict[str, str]:
-    """The NOTIFIER_* settings shared by this process and the workers."""
+def notifier_environment(args: argparse.Namespace, database_url: str, broker_url: str,
+                         workdir: Path) -> dict[str, str]:
+    """The settings shared by this process, the workers and the ceiling worker."""
     return {
         "NOTIFIER_DATABASE_URL": database_url,
         "NOTIFIER_BROKER_URL": broker_url,
-        "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver is on loopback
+        "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receivers are on loopback
         "NOTIFIER_RETRY_SCHEDULE": "0,1,2",
         "NOTIFIER_SCHEDULER_INTERVAL_S": "1",
+        "NOTIFIER_SEND_TIMEOUT_S": f"{args.send_timeout:g}",
+        "NOTIFIER_MAX_IN_FLIGHT_PER_ENDPOINT": str(args.max_in_flight),
+        # The slow receiver's notification must stay enabled through its run.
+        "NOTIFIER_MAX_FAILURES": "1000000",
         "NOTIFIER_LOG_LEVEL": "WARNING",
+        SAMPLE_ENV: str(workdir / "ceiling-sample.json"),
     }
 
 
-def create_notifications(engine: Engine, settings: Settings, count: int, url: str) -> None:
-    """Migrate, then add ``count`` webhook notifications on the bench repository."""
-    upgrade(engine)
-    allowed = parse_networks(settings.allowed_networks)
-    with transaction(make_session_factory(engine)) as session:
-        for index in range(count):
-            create_notification(session, REPOSITORY, EVENT, "webhook", {"url": url},
-                                title=f"bench {index}", allowed_networks=allowed)
+class Bench:
+    """The processes, receivers and notifications of one benchmark run."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, stack: ExitStack):
+        self.args, self.workdir = args, workdir
+        database_url, broker_url = stack.enter_context(BACKENDS[args.backend](args, workdir))
+        os.environ.update(notifier_environment(args, database_url, broker_url, workdir))
+        self.settings = load_settings()
+        self.receivers = [Receiver() for _ in range(args.receivers)]
+        self.slow = Receiver(delay_s=args.send_timeout + 1) if args.slow_receiver else None
+        for receiver in self.receivers + [self.slow] * bool(self.slow):
+            stack.callback(receiver.close)
+        self.engine = make_engine(database_url)
+        stack.callback(self.engine.dispose)
+        self.factory = make_session_factory(self.engine)
+        upgrade(self.engine)
+        self.app = client_app(self.settings)
+        stack.callback(self.app.close)
+        self.producer = Producer(self.app, self.settings)
+        self.group = ProcessGroup(env=dict(os.environ), log_dir=workdir / "logs")
+        stack.callback(self.group.stop)
+        self.ceiling_queue = f"{self.settings.queue_prefix}.bench-ceiling"
+        self.slow_uuid: str | None = None
+
+    def add_notifications(self, repository: str, urls: list[str]) -> list[str]:
+        allowed = parse_networks(self.settings.allowed_networks)
+        with transaction(self.factory) as session:
+            return [create_notification(session, repository, EVENT, "webhook", {"url": url},
+                                        title=f"bench {index}", allowed_networks=allowed).uuid
+                    for index, url in enumerate(urls)]
+
+    def spread(self, count: int, path: str) -> list[str]:
+        """``count`` URLs, round-robin over the healthy receivers."""
+        return [self.receivers[i % len(self.receivers)].url(path) for i in range(count)]
+
+    def start(self) -> float:
+        args, level = self.args, self.settings.log_level
+        self.add_notifications(REPOSITORY, self.spread(args.notifications, HOOK_PATH))
+        if self.slow:
+            [self.slow_uuid] = self.add_notifications(PARKED, [self.slow.url(HOOK_PATH)])
+        self.group.start("fanout", worker_command(
+            "fanout", self.settings.fanout_queue, concurrency=args.fanout_concurrency,
+            pool=args.fanout_pool, loglevel=level))
+        self.group.start("delivery", worker_command(
+            "delivery", self.settings.delivery_queue, concurrency=args.delivery_concurrency,
+            pool=args.delivery_pool, loglevel=level))
+        self.group.start("ceiling", worker_command(
+            "ceiling", self.ceiling_queue, concurrency=args.delivery_concurrency,
+            pool=args.delivery_pool, loglevel=level, app="bench.ceiling"))
+        self.group.start("beat", beat_command(self.workdir / "celerybeat-schedule", level))
+        return self.wait_until_ready({"fanout", "delivery", "ceiling"})
+
+    def wait_until_ready(self, names: set[str]) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < self.args.start_timeout:
+            if self.group.exited():
+                raise BenchError(f"a process ended during start-up: {self.group.exited()}")
+            replies = self.app.control.ping(timeout=1.0)
+            if names <= {name.partition("@")[0] for r in replies for name in r}:
+                return time.monotonic() - started
+        raise BenchError(f"workers did not answer a ping within {self.args.start_timeout:g} s")
+
+    def warm_up(self) -> None:
+        """One event through notifier: warms every process and gives the ceiling its body."""
+        run = self.notifier_run("warm-up", 1)
+        if not run.complete:
+            raise BenchError("the warm-up event was not delivered")
+        headers, body = next(r.sample for r in self.receivers if r.sample)
+        kept = {k: v for k, v in headers.items()
+                if k.startswith("webhook-") or k in ("content-type", "user-agent")}
+        Path(os.environ[SAMPLE_ENV]).write_text(json.dumps({"headers": kept,
+                                                            "body": json.loads(body)}))
+
+    def _collect(self, label: str, path: str, expected: int, first: float, last: float) -> Run:
+        deadline = time.monotonic() + self.args.timeout
+        while (sum(r.count(path) for r in self.receivers) < expected
+               and time.monotonic() < deadline and not self.group.exited()):
+            time.sleep(POLL_S)
+        arrivals = [a for r in self.receivers for a in r.arrivals[path].values()]
+        return Run(label, expected, first, last, arrivals,
+                   sum(r.duplicates for r in self.receivers))
+
+    def _reset(self) -> None:
+        for receiver in self.receivers + [self.slow] * bool(self.slow):
+            receiver.reset()
+
+    def ceiling_run(self, events: int) -> Run:
+        """``events`` x notifications bare Celery POSTs, spread like the notifications."""
+        self._reset()
+        urls = self.spread(self.args.notifications, CEILING_PATH)
+        started = time.time()
+        for index in range(events * len(urls)):
+            self.app.send_task(CEILING_TASK, args=[urls[index % len(urls)], f"c{index}",
+                                                   time.time()], queue=self.ceiling_queue)
+        return self._collect("ceiling (bare Celery)", CEILING_PATH, events * len(urls),
+                             started, time.time())
+
+    def notifier_run(self, label: str, events: int, rate: float = 0.0) -> Run:
+        """Publish ``events`` (at ``rate``/s, 0 = at once); waits for the healthy receipts."""
+        self._reset()
+        started = time.time()
+        for index in range(events):
+            if rate:
+                time.sleep(max(0.0, started + index / rate - time.time()))
+            self.producer.publish(REPOSITORY, EVENT, {"updated_tags": ["latest"],
+                                                      "bench_published_at": time.time()})
+        return self._collect(label, HOOK_PATH, events * self.args.notifications, started,
+                             time.time())
+
+    def slow_run(self, events: int) -> Run:
+        """A notifier run with the slow receiver's notification on the repository too."""
+        self._move_slow(REPOSITORY)
+        try:
+            return self.notifier_run("notifier + slow", events)
+        finally:
+            self._move_slow(PARKED)
+            self._drain_slow()
+
+    def _move_slow(self, repository: str) -> None:
+        with transaction(self.factory) as session:
+            session.execute(update(Notification).where(Notification.uuid == self.slow_uuid)
+                            .values(repository=repository, number_of_failures=0, enabled=True))
+
+    def _drain_slow(self) -> None:
+        """End the slow receiver's backlog (it would take minutes) before the next run: its
+        waiting deliveries are marked failed, again until its last attempts have timed out."""
+        waiting = [DeliveryState.PENDING.value, DeliveryState.RETRYING.value]
+        deadline = time.monotonic() + self.args.send_timeout * 3 + 10
+        while True:
+            idle = not self._slow_in_flight() or time.monotonic() > deadline
+            with transaction(self.factory) as session:
+                session.execute(update(Delivery).where(
+                    Delivery.notification_uuid == self.slow_uuid, Delivery.state.in_(waiting))
+                    .values(state=DeliveryState.FAILED.value, next_attempt_at=None))
+            if idle:
+                return
+            time.sleep(0.2)
+
+    def _slow_in_flight(self) -> int:
+        with self.factory() as session:
+            return session.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.notification_uuid == self.slow_uuid,
+                Delivery.state == DeliveryState.DELIVERING.value))
+
+    def rounds(self, title: str) -> list[tuple[Run, ...]]:
+        """Interleaved runs: ceiling, notifier (and notifier + slow), ``--rounds`` times."""
+        print(title, flush=True)
+        results = []
+        for number in range(1, self.args.rounds + 1):
+            runs = [self.ceiling_run(self.args.events),
+                    self.notifier_run("notifier", self.args.events)]
+            if self.slow:
+                runs.append(self.slow_run(self.args.events))
+            for run in runs:
+                print(f"  round {number}  {run.describe()}", flush=True)
+            print(f"  round {number}  ratio notifier/ceiling {runs[1].rate / runs[0].rate:.2f}"
+                  + (f", healthy throughput with the slow receiver "
+                     f"{runs[2].rate / runs[1].rate:.2f}x, p99 "
+                     f"{runs[2].latency_ms(0.99) / runs[1].latency_ms(0.99):.2f}x"
+                     if self.slow else ""), flush=True)
+            results.append(tuple(runs))
+        print(summary(results), flush=True)
+        return results
+
+    def steady(self, capacity: float) -> None:
+        """Latency at fractions of the measured capacity (deliveries/s)."""
+        for fraction in self.args.steady:
+            rate = fraction * capacity / self.args.notifications
+            events = max(1, round(rate * self.args.steady_seconds))
+            run = self.notifier_run(f"steady {fraction:g}x = {rate * self.args.notifications:.0f}/s",
+                                    events, rate)
+            print(f"  {run.describe()}", flush=True)
+
+    def fan_out_many(self) -> None:
+        """One event to ``--fanout-notifications`` notifications: the fan-out's statements and
+        time, the enqueueing time, and the time until all are received."""
+        count = self.args.fanout_notifications
+        self.add_notifications(FANOUT_REPOSITORY, self.spread(count, HOOK_PATH))
+        runtime = Runtime.from_settings(self.settings)
+        statements = []
+        engine = runtime.factory.kw["bind"]
+        sa_event.listen(engine, "before_cursor_execute", lambda *a: statements.append(1))
+        self._reset()
+        started = time.time()
+        message = event_message(FANOUT_REPOSITORY, EVENT, {"updated_tags": ["latest"],
+                                                           "bench_published_at": started},
+                                {}, f"bench-fanout-{secrets.token_hex(4)}", utcnow())
+        refs = runtime.fan_out(message)
+        recorded = time.time()
+        self.producer.enqueue_deliveries(refs)
+        enqueued = time.time()
+        run = self._collect("fan-out", HOOK_PATH, count, started, enqueued)
+        engine.dispose()
+        print(f"fan-out     1 event to {count} notifications: recorded in "
+              f"{(recorded - started) * 1000:.0f} ms ({len(statements)} statements), "
+              f"{len(refs)} deliveries enqueued in {(enqueued - recorded) * 1000:.0f} ms, "
+              f"{len(run.arrivals)} received {max((a.received_at for a in run.arrivals), default=started) - started:.2f} s "
+              f"after the start", flush=True)
 
 
-def start_workers(group: ProcessGroup, settings: Settings, args: argparse.Namespace,
-                  workdir: Path) -> None:
-    """One fan-out worker, one delivery worker and beat."""
-    level = settings.log_level
-    group.start("fanout", worker_command("fanout", settings.fanout_queue,
-                                         concurrency=args.fanout_concurrency,
-                                         pool=args.fanout_pool, loglevel=level))
-    group.start("delivery", worker_command("delivery", settings.delivery_queue,
-                                           concurrency=args.delivery_concurrency,
-                                           pool=args.delivery_pool, loglevel=level))
-    group.start("beat", beat_command(workdir / "celerybeat-schedule", level))
+def summary(results: list[tuple[Run, ...]]) -> str:
+    """Median and range over the rounds."""
+    def line(name: str, values: list[float]) -> str:
+        return (f"  {name:<40} median {statistics.median(values):.2f}  "
+                f"range {min(values):.2f}-{max(values):.2f}")
 
-
-def wait_until_ready(app, group: ProcessGroup, timeout_s: float) -> float:
-    """Seconds until both workers answer a ping; BenchError if one ends or time runs out."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if group.exited():
-            raise BenchError(f"a process ended during start-up: {group.exited()}")
-        replies = app.control.ping(timeout=1.0)
-        if {"fanout", "delivery"} <= {name.partition("@")[0] for r in replies for name in r}:
-            return time.monotonic() - started
-    raise BenchError(f"workers did not answer a ping within {timeout_s:g} s")
-
-
-def publish_events(producer: Producer, count: int, rate: float) -> tuple[float, float]:
-    """Publish ``count`` events stamped with their publish time, at most ``rate`` per second
-    (0: as fast as possible); returns (start, end)."""
-    started = time.time()
-    for index in range(count):
-        if rate:
-            time.sleep(max(0.0, started + index / rate - time.time()))
-        producer.publish(REPOSITORY, EVENT,
-                         {"updated_tags": ["latest"], "bench_published_at": time.time()})
-    return started, time.time()
-
-
-def delivery_states(engine: Engine) -> dict[str, int]:
-    """How many deliveries the ledger holds in each state."""
-    with make_session_factory(engine)() as session:
-        return dict(session.execute(
-            select(Delivery.state, func.count()).group_by(Delivery.state)).all())
-
-
-def post_rate(url: str, headers: dict[str, str], body: bytes, threads: int,
-              duration_s: float) -> float:
-    """Plain ``requests.Session`` POSTs per second from ``threads`` threads, one session each."""
-    deadline = time.monotonic() + duration_s
-
-    def post_until_deadline(_) -> int:
-        sent = 0
-        with requests.Session() as session:
-            session.trust_env = False  # no proxies: loopback only
-            while time.monotonic() < deadline:
-                session.post(url, data=body, headers=headers, timeout=5).raise_for_status()
-                sent += 1
-        return sent
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(threads) as pool:
-        sent = sum(pool.map(post_until_deadline, range(threads)))
-    return sent / (time.monotonic() - started)
-
-
-def measure_ceiling(receiver: Receiver, args: argparse.Namespace) -> dict[int, float] | None:
-    """POSTs/s replaying a real delivery's body and webhook headers, per thread count."""
-    if receiver.sample is None:
-        return None
-    received_headers, body = receiver.sample
-    headers = {name: value for name, value in received_headers.items()
-               if name.startswith("webhook-") or name == "content-type"}
-    url = receiver.url(CEILING_PATH)
-    # A process of its own, as the workers are: the receiver keeps this process's GIL.
-    # Bounded without a timeout here: every thread stops at its deadline, every POST has one.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return {threads: pool.submit(post_rate, url, headers, body, threads,
-                                     args.ceiling_seconds).result()
-                for threads in (1, args.ceiling_threads)}
-
-
-@dataclass(frozen=True)
-class Measurements:
-    """What one run measured; times are wall-clock seconds."""
-
-    expected: int
-    ready_s: float
-    first_published: float
-    last_published: float
-    arrivals: list[Arrival]
-    duplicates: int
-    states: dict[str, int]
-    body_bytes: int
-    ceiling: dict[int, float] | None
-
-    @property
-    def complete(self) -> bool:
-        return len(self.arrivals) >= self.expected
-
-
-def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> Measurements:
-    """Set everything up (registering its clean-up on ``stack``), run the pipeline, measure."""
-    database_url, broker_url = stack.enter_context(BACKENDS[args.backend](args, workdir))
-    os.environ.update(notifier_environment(database_url, broker_url))
-    settings = load_settings()
-    receiver = Receiver()
-    stack.callback(receiver.close)
-    engine = make_engine(database_url)
-    stack.callback(engine.dispose)
-    create_notifications(engine, settings, args.notifications, receiver.url(HOOK_PATH))
-    app = client_app(settings)
-    stack.callback(app.close)
-    group = ProcessGroup(env=dict(os.environ), log_dir=workdir / "logs")
-    stack.callback(group.stop)
-    start_workers(group, settings, args, workdir)
-    ready_s = wait_until_ready(app, group, args.start_timeout)
-    first, last = publish_events(Producer(app, settings), args.events, args.publish_rate)
-    expected = args.events * args.notifications
-    receiver.wait_for(expected, args.timeout, group.exited)
-    group.stop()  # the ledger is read once no worker writes; the ceiling runs on an idle machine
-    states = delivery_states(engine)
-    return Measurements(
-        expected=expected, ready_s=ready_s, first_published=first, last_published=last,
-        arrivals=list(receiver.arrivals.values()), duplicates=receiver.duplicates,
-        states=states, body_bytes=len(receiver.sample[1]) if receiver.sample else 0,
-        ceiling=measure_ceiling(receiver, args),
-    )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of sorted ``values``."""
-    return values[max(0, math.ceil(fraction * len(values)) - 1)]
-
-
-def report(args: argparse.Namespace, m: Measurements) -> str:
-    """The results as one block of text."""
-    publish_s = m.last_published - m.first_published
-    lines = [
-        f"notifier pipeline benchmark: backend {args.backend}, {os.cpu_count()} CPUs",
-        f"  load        {args.events} events x {args.notifications} notifications "
-        f"= {m.expected} deliveries, published "
-        + (f"at {args.publish_rate:g} events/s" if args.publish_rate else "as fast as possible"),
-        f"  workers     fan-out {args.fanout_pool} x{args.fanout_concurrency}, delivery "
-        f"{args.delivery_pool} x{args.delivery_concurrency}, beat; ready in {m.ready_s:.1f} s",
-        f"  publish     {args.events} events in {publish_s:.2f} s "
-        f"= {args.events / publish_s:,.0f} events/s",
-    ]
-    if m.arrivals:
-        lines += _delivery_lines(m)
-    else:
-        lines.append("  deliveries  none arrived")
-    states = ", ".join(f"{state} {count}" for state, count in sorted(m.states.items()))
-    lines.append(f"  ledger      {states} (once the workers stopped)")
-    if m.ceiling:
-        rates = ", ".join(f"{threads} thread{'s' if threads > 1 else ''} {rate:,.0f}/s"
-                          for threads, rate in m.ceiling.items())
-        lines.append(f"  ceiling     plain requests POSTs, {m.body_bytes}-byte body: {rates}")
+    lines = [line("ceiling deliveries/s", [r[0].rate for r in results]),
+             line("notifier deliveries/s", [r[1].rate for r in results]),
+             line("ratio notifier/ceiling", [r[1].rate / r[0].rate for r in results])]
+    if len(results[0]) > 2:
+        lines += [line("slow receiver: healthy throughput ratio",
+                       [r[2].rate / r[1].rate for r in results]),
+                  line("slow receiver: healthy p99 ratio",
+                       [r[2].latency_ms(0.99) / r[1].latency_ms(0.99) for r in results])]
     return "\n".join(lines)
-
-
-def _delivery_lines(m: Measurements) -> list[str]:
-    last_received = max(a.received_at for a in m.arrivals)
-    elapsed_s = last_received - m.first_published
-    latencies_ms = sorted((a.received_at - a.published_at) * 1000 for a in m.arrivals)
-    lines = [] if m.complete else ["  INCOMPLETE  timed out or a worker ended"]
-    return lines + [
-        f"  end to end  {len(m.arrivals)}/{m.expected} deliveries in {elapsed_s:.2f} s "
-        f"= {len(m.arrivals) / elapsed_s:,.0f} deliveries/s (first publish to last receipt)",
-        "  latency     publish to receipt: " + ", ".join(
-            f"p{round(q * 100)} {percentile(latencies_ms, q):,.0f} ms"
-            for q in (0.5, 0.95, 0.99)) + f", max {latencies_ms[-1]:,.0f} ms",
-        f"  duplicates  {m.duplicates} repeated webhook-id(s)",
-    ]
 
 
 def log_tails(log_dir: Path) -> str:
@@ -363,27 +460,75 @@ def log_tails(log_dir: Path) -> str:
     return "\n".join(parts) or "(no process logs)"
 
 
+def main_run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> bool:
+    bench = Bench(args, workdir, stack)
+    ready_s = bench.start()
+    print(f"notifier pipeline benchmark: backend {args.backend}, {os.cpu_count()} CPUs; "
+          f"{args.events} events x {args.notifications} notifications over {args.receivers} "
+          f"receiver(s){' + 1 slow receiver' if args.slow_receiver else ''}; delivery and "
+          f"ceiling workers {args.delivery_pool} x{args.delivery_concurrency}, fan-out "
+          f"{args.fanout_pool} x{args.fanout_concurrency}; ready in {ready_s:.1f} s", flush=True)
+    bench.warm_up()
+    results = bench.rounds("rounds (interleaved, same workers, empty ledger):")
+    if args.steady:
+        bench.steady(statistics.median(r[1].rate for r in results))
+    if args.fanout_notifications:
+        bench.fan_out_many()
+    if args.ledger_rows:
+        if args.backend != "redis":
+            raise BenchError("--ledger-rows needs the redis backend (PostgreSQL)")
+        started = time.monotonic()
+        fill_ledger(bench.engine, args.ledger_rows, args.waiting_retries)
+        print(f"ledger      filled with {args.ledger_rows:,} delivered deliveries (and "
+              f"attempts) and {args.waiting_retries:,} waiting retries in "
+              f"{time.monotonic() - started:.0f} s", flush=True)
+        full = bench.rounds("rounds with the full ledger:")
+        empty_ratio = statistics.median(r[1].rate / r[0].rate for r in results)
+        full_ratio = statistics.median(r[1].rate / r[0].rate for r in full)
+        print(f"  full/empty ledger (median ratios): {full_ratio / empty_ratio:.2f}", flush=True)
+        results += full
+    return all(run.complete for runs in results for run in runs)
+
+
+def _fractions(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--backend", choices=sorted(BACKENDS), default="redis")
-    add("--events", type=int, default=500, help="repo_push events to publish")
+    add("--events", type=int, default=500, help="repo_push events per run")
     add("--notifications", type=int, default=4, help="webhook notifications on the repository")
-    add("--publish-rate", type=float, default=0.0,
-        help="events/s to publish at; 0 (default) publishes as fast as possible")
+    add("--receivers", type=int, default=4,
+        help="receivers (own ports) the notifications are spread over; 1: all to one")
+    add("--slow-receiver", action="store_true",
+        help="each round adds a run with one more receiver that answers after the timeout")
+    add("--rounds", type=int, default=3, help="interleaved ceiling/notifier rounds")
+    add("--steady", type=_fractions, default=[],
+        help="fractions of the measured capacity to measure latency at, e.g. 0.25,0.5")
+    add("--steady-seconds", type=float, default=20.0)
+    add("--fanout-notifications", type=int, default=0,
+        help="time one event to this many notifications (e.g. 1000)")
+    add("--ledger-rows", type=int, default=0,
+        help="then fill the ledger with this many delivered deliveries and run again")
+    add("--waiting-retries", type=int, default=100_000, help="with --ledger-rows")
+    add("--send-timeout", type=float, default=2.0, help="seconds; the slow receiver exceeds it")
+    add("--max-in-flight", type=int, default=8, help="NOTIFIER_MAX_IN_FLIGHT_PER_ENDPOINT")
     add("--fanout-pool", default="threads")
     add("--fanout-concurrency", type=int, default=4, help="4 as in the README and Procfile")
     add("--delivery-pool", default="threads", help="threads, prefork, solo ...")
     add("--delivery-concurrency", type=int, default=16)
-    add("--timeout", type=float, default=300.0, help="seconds to wait for all deliveries")
+    add("--timeout", type=float, default=300.0, help="seconds to wait for each run")
     add("--start-timeout", type=float, default=60.0, help="seconds to wait for the workers")
-    add("--ceiling-seconds", type=float, default=3.0, help="duration of each ceiling run")
-    add("--ceiling-threads", type=int, default=16)
     add("--redis-url", default="redis://127.0.0.1:6379", help="redis backend: server")
     add("--redis-db", type=int, default=13, help="redis backend: database, flushed")
     add("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="redis backend: server where a fresh database is created and dropped")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.receivers < 1 or args.notifications < 1 or args.rounds < 1:
+        parser.error("--receivers, --notifications and --rounds must be at least 1")
+    return args
 
 
 def _exit_on_sigterm(*_) -> None:
@@ -397,15 +542,14 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
-            measurements = run(args, workdir, stack)
+            complete = main_run(args, workdir, stack)
         except BenchError as exc:
             print(f"error: {exc}\n{log_tails(workdir / 'logs')}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
             return 130
-        print(report(args, measurements), flush=True)
-        if not measurements.complete:
+        if not complete:
             print(log_tails(workdir / "logs"), file=sys.stderr)
             return 1
     return 0

@@ -80,10 +80,11 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_eta_task_limit": 100,
-        # Flower sees every task.
+        # Flower sees every task: received, started, succeeded or failed (with the reason) come
+        # from the worker's events. No task_track_started: it only stores STARTED in a result
+        # backend, and there is none.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_track_started": True,
         "task_default_queue": settings.fanout_queue,
         "task_routes": {
             FAN_OUT_TASK: {"queue": settings.fanout_queue},

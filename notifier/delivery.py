@@ -1,8 +1,9 @@
 """Delivery: claim one delivery, send it through its method, record the attempt and what follows.
 
 States: pending → delivering → delivered | retrying | failed; skipped when the notification is
-disabled. A delivery is claimed by exactly one worker (a conditional UPDATE), so duplicate broker
-messages are harmless. Retries wait in the database; ``notifier.scheduler`` re-enqueues them.
+disabled. A delivery is claimed by exactly one worker (a conditional UPDATE, ``notifier.claims``),
+so duplicate broker messages are harmless. Retries wait in the database; ``notifier.scheduler``
+re-enqueues them. On PostgreSQL a delivery costs two statements: the claim and the record.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Callable
 
-from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import Boolean, Integer, bindparam, case, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from notifier.db import transaction
+from notifier.claims import claim_statements
+from notifier.db import insert_ignore, reconnecting, transaction
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
 from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
-from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification, utcnow
+from notifier.models import (Attempt, Delivery, DeliveryState, EndpointSlot, Notification,
+                             utcnow)
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +80,7 @@ def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Po
                  services: Services, clock: Callable[[], datetime] = utcnow,
                  rng: random.Random | None = None) -> Outcome:
     """Claim, send and record one attempt of ``delivery_id``."""
-    with transaction(factory) as session:
-        claimed = _claim(session, delivery_id, clock(), policy)
+    claimed = reconnecting(lambda: _claim(factory, delivery_id, clock(), policy))
     if isinstance(claimed, Outcome):
         return claimed
     started = clock()
@@ -100,101 +104,100 @@ def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Po
         error=_clip(str(error)) if error else None,
         response_excerpt=error.response_excerpt if error else (result.response_excerpt if result else None),
     )
-    with transaction(factory) as session:
-        return record_attempt(session, attempt, error, policy, clock(), rng or random)
+    finished = clock()
+    return reconnecting(lambda: _record(factory, attempt, error, policy, finished, rng or random,
+                                        claimed.base))
+
+
+@dataclass(frozen=True)
+class RoundBase:
+    """What the record needs to know of a claimed delivery besides its attempt."""
+
+    attempts_before_redelivery: int
+    is_test: bool
 
 
 @dataclass(frozen=True)
 class _Claimed:
     method_name: str
     context: DeliveryContext
+    base: RoundBase
 
 
-def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) -> _Claimed | Outcome:
-    """Take a pending delivery (one conditional UPDATE) and read what its attempt needs."""
-    _serialize_claims_per_endpoint(session, delivery_id)
-    claimed = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value,
-               or_(Delivery.endpoint.is_(None),
-                   _in_flight_at_same_endpoint() < policy.max_in_flight_per_endpoint))
-        .values(state=DeliveryState.DELIVERING.value, attempts=Delivery.attempts + 1,
-                claimed_until=now + timedelta(seconds=policy.claim_timeout_s))
-        .returning(Delivery.attempts, Delivery.notification_uuid, Delivery.event_id,
-                   Delivery.is_test)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if claimed is None:
-        return _not_claimed(session, delivery_id, now, policy)
-    found = session.execute(
-        select(Notification.method, Notification.config, Notification.enabled,
-               Notification.title, Notification.event_config, Event.name, Event.repository,
-               Event.payload, Event.performer)
-        .join_from(Notification, Event, Event.id == claimed.event_id)
-        .where(Notification.uuid == claimed.notification_uuid)
-    ).one()
-    if not found.enabled and not claimed.is_test:
-        return _skip_disabled(session, delivery_id, claimed.attempts - 1, policy)
-    return _Claimed(found.method, DeliveryContext(
-        delivery_id=delivery_id, event=found.name, repository=found.repository,
-        event_data=found.payload, config=found.config, attempt=claimed.attempts, now=now,
-        performer=found.performer, title=found.title, event_config=found.event_config,
-        notification_uuid=claimed.notification_uuid,
-    ))
+def _hot(factory: sessionmaker[Session]) -> Session:
+    """A session for the hot path. On PostgreSQL its statements run in autocommit: each claim
+    and each record is one statement (atomic by itself), so BEGIN and COMMIT cost no round trip.
+    On SQLite, an ordinary session (a BEGIN IMMEDIATE transaction)."""
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        return factory()
+    return factory(bind=_autocommit(engine))
 
 
-def _serialize_claims_per_endpoint(session: Session, delivery_id: str) -> None:
-    """On PostgreSQL, claims for one endpoint take turns (a transaction-scoped advisory lock),
-    so two workers cannot both see a free slot and exceed the bound. SQLite takes every write
-    transaction in turn already."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(Delivery.endpoint)))
-            .where(Delivery.id == delivery_id, Delivery.endpoint.is_not(None)))
+@lru_cache(maxsize=8)
+def _autocommit(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-_BUSY = aliased(Delivery, name="busy")  # built once: the claim is the hot path
+def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
+           policy: Policy) -> _Claimed | Outcome:
+    """Take a pending delivery and a slot at its endpoint, and read what its attempt needs."""
+    until = now + timedelta(seconds=policy.claim_timeout_s)
+    with _hot(factory) as session:
+        taken = claim_statements(session).take(session, delivery_id, until,
+                                               policy.max_in_flight_per_endpoint)
+        if taken is None:
+            return _not_claimed(session, delivery_id, policy)
+        if taken["attempts"] is None:  # the endpoint is full: the claim was undone
+            session.rollback()
+            outcome = _wait_for_endpoint(session, delivery_id, taken["endpoint"], now, policy)
+        elif not taken["enabled"] and not taken["is_test"]:
+            outcome = _skip_disabled(session, delivery_id, taken["attempts"] - 1, policy)
+        else:
+            session.commit()
+            return _Claimed(taken["method"], DeliveryContext(
+                delivery_id=delivery_id, event=taken["name"], repository=taken["repository"],
+                event_data=taken["payload"], config=taken["config"], attempt=taken["attempts"],
+                now=now, performer=taken["performer"], title=taken["title"],
+                event_config=taken["event_config"],
+                notification_uuid=taken["notification_uuid"],
+            ), RoundBase(taken["attempts_before_redelivery"], taken["is_test"]))
+        session.commit()
+        return outcome
 
 
-def _busy_endpoint_delay(session: Session, delivery_id: str, policy: Policy) -> float:
-    """How long to wait for a full endpoint: about a second per ``max_in_flight`` deliveries
-    already waiting for it, so a dead receiver's backlog is retried a few at a time."""
-    endpoint = select(Delivery.endpoint).where(Delivery.id == delivery_id).scalar_subquery()
-    waiting = session.scalar(
-        select(func.count()).select_from(Delivery)
-        .where(Delivery.endpoint == endpoint,
-               Delivery.state.in_([DeliveryState.PENDING.value, DeliveryState.RETRYING.value])))
-    rounds = 1 + waiting // policy.max_in_flight_per_endpoint
-    return min(rounds * BUSY_ENDPOINT_ROUND_S, policy.busy_endpoint_max_delay_s) \
-        * random.uniform(1 - JITTER, 1 + JITTER)
-
-
-def _in_flight_at_same_endpoint():
-    """How many deliveries to the claimed row's endpoint are being attempted now."""
-    return (select(func.count()).select_from(_BUSY)
-            .where(_BUSY.endpoint == Delivery.endpoint,
-                   _BUSY.state == DeliveryState.DELIVERING.value)
-            .scalar_subquery())
-
-
-def _not_claimed(session: Session, delivery_id: str, now: datetime, policy: Policy) -> Outcome:
-    """Why a delivery could not be taken: gone, no longer pending (a duplicate message), or its
-    endpoint already has the most attempts in flight: then it waits, costing no attempt."""
+def _not_claimed(session: Session, delivery_id: str, policy: Policy) -> Outcome:
+    """Gone, or no longer pending (a duplicate message): nothing to do."""
     current = session.execute(
         select(Delivery.state, Delivery.attempts).where(Delivery.id == delivery_id)).first()
     if current is None:
         return Outcome(delivery_id, "missing", ran=False)
-    if current.state != DeliveryState.PENDING.value:
-        return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts,
-                       ran=False)
-    wait_s = _busy_endpoint_delay(session, delivery_id, policy)
-    session.execute(
+    return Outcome(delivery_id, current.state, current.attempts, policy.max_attempts, ran=False)
+
+
+def _wait_for_endpoint(session: Session, delivery_id: str, endpoint: str, now: datetime,
+                       policy: Policy) -> Outcome:
+    """The endpoint has the most attempts in flight: the delivery waits, costing no attempt.
+
+    Each refused delivery takes the next ticket of its endpoint: a round (about a second) plus
+    one slot's share of a round after the previous one, so a backlog is retried
+    ``max_in_flight`` at a time, a round apart, without counting it."""
+    session.execute(insert_ignore(session, EndpointSlot).values(endpoint=endpoint))
+    earliest_s = now.timestamp() + BUSY_ENDPOINT_ROUND_S
+    ticket_s = session.scalar(
+        update(EndpointSlot).where(EndpointSlot.endpoint == endpoint)
+        .values(busy_until_s=case((EndpointSlot.busy_until_s > earliest_s,
+                                   EndpointSlot.busy_until_s), else_=earliest_s)
+                + BUSY_ENDPOINT_ROUND_S / policy.max_in_flight_per_endpoint)
+        .returning(EndpointSlot.busy_until_s))
+    wait_s = min(ticket_s - now.timestamp(), policy.busy_endpoint_max_delay_s)
+    attempts = session.scalar(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
         .values(state=DeliveryState.RETRYING.value,
                 next_attempt_at=now + timedelta(seconds=wait_s))
-        .execution_options(synchronize_session=False))
-    return Outcome(delivery_id, DeliveryState.RETRYING.value, current.attempts,
+        .returning(Delivery.attempts))
+    return Outcome(delivery_id, DeliveryState.RETRYING.value, attempts or 0,
                    policy.max_attempts, error="endpoint busy", ran=False)
 
 
@@ -210,33 +213,101 @@ def _skip_disabled(session: Session, delivery_id: str, attempts: int, policy: Po
                    error=reason, ran=False)
 
 
+def _record(factory: sessionmaker[Session], attempt: Attempt, error: DeliveryError | None,
+            policy: Policy, now: datetime, rng: random.Random, base: RoundBase) -> Outcome:
+    """Record the attempt: on PostgreSQL one statement, unless it ends the delivery in
+    ``failed`` (failure accounting locks the notification and may disable it)."""
+    changes = _next_state(attempt, error, policy, now, rng,
+                          this_round=attempt.number - base.attempts_before_redelivery)
+    counts = changes["state"] == DeliveryState.FAILED.value and not base.is_test
+    with _hot(factory) as session:
+        if session.get_bind().dialect.name == "postgresql" and not counts:
+            moved = session.execute(_pg_record(), _record_params(attempt, changes, base)).first()
+            if moved is None:
+                return _not_recorded(session, attempt, policy)
+            return _recorded(attempt, changes, policy)
+    with transaction(factory) as session:
+        return record_attempt(session, attempt, error, policy, now, rng, base=base,
+                              changes=changes)
+
+
 def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | None,
-                   policy: Policy, now: datetime, rng: random.Random) -> Outcome:
-    """Store one finished attempt and move the delivery to its next state."""
-    current = session.execute(
-        select(Delivery.state, Delivery.attempts, Delivery.attempts_before_redelivery,
-               Delivery.is_test, Delivery.notification_uuid)
-        .where(Delivery.id == attempt.delivery_id).with_for_update()
-    ).one()
-    if current.state != DeliveryState.DELIVERING.value or current.attempts != attempt.number:
-        log.warning("delivery %s: attempt %s ended after its claim was closed; not recorded",
-                    attempt.delivery_id, attempt.number)
-        return Outcome(attempt.delivery_id, current.state, attempt.number, policy.max_attempts,
-                       ran=False)
+                   policy: Policy, now: datetime, rng: random.Random, *, base: RoundBase,
+                   changes: dict | None = None) -> Outcome:
+    """Store one finished attempt and move the delivery to its next state (in ``session``'s
+    transaction), if its claim is still the one the attempt was made under."""
+    changes = changes or _next_state(
+        attempt, error, policy, now, rng,
+        this_round=attempt.number - base.attempts_before_redelivery)
+    moved = session.execute(
+        _moved(update(Delivery)).values(claimed_until=None, last_status_code=attempt.status_code,
+                                        last_error=attempt.error, **changes)
+        .returning(Delivery.notification_uuid),
+        {"delivery_id": attempt.delivery_id, "number": attempt.number}).first()
+    if moved is None:
+        return _not_recorded(session, attempt, policy)
     session.execute(insert(Attempt).values(  # Core, not the unit of work: this is the hot path
         {column.key: getattr(attempt, column.key) for column in Attempt.__table__.columns
          if column.key != "id"}))
-    changes = _next_state(attempt, error, policy, now, rng,
-                          this_round=attempt.number - current.attempts_before_redelivery)
-    if not current.is_test:  # a test says nothing about the notification's health
-        _account(session, current.notification_uuid, changes["state"], error, policy, now)
-    session.execute(
-        update(Delivery).where(Delivery.id == attempt.delivery_id)
-        .values(claimed_until=None, last_status_code=attempt.status_code,
-                last_error=attempt.error, **changes)
-        .execution_options(synchronize_session=False))
+    if not base.is_test:  # a test says nothing about the notification's health
+        _account(session, moved.notification_uuid, changes["state"], error, policy, now)
+    return _recorded(attempt, changes, policy)
+
+
+def _moved(statement):
+    """``statement`` (an UPDATE of deliveries) limited to the claim the attempt ran under."""
+    return statement.where(Delivery.id == bindparam("delivery_id"),
+                           Delivery.state == DeliveryState.DELIVERING.value,
+                           Delivery.attempts == bindparam("number", type_=Integer))
+
+
+def _recorded(attempt: Attempt, changes: dict, policy: Policy) -> Outcome:
     return Outcome(attempt.delivery_id, changes["state"], attempt.number, policy.max_attempts,
                    attempt.status_code, attempt.error, changes.get("next_attempt_at"))
+
+
+def _not_recorded(session: Session, attempt: Attempt, policy: Policy) -> Outcome:
+    state = session.scalar(select(Delivery.state).where(Delivery.id == attempt.delivery_id))
+    log.warning("delivery %s: attempt %s ended after its claim was closed; not recorded",
+                attempt.delivery_id, attempt.number)
+    return Outcome(attempt.delivery_id, state or "missing", attempt.number, policy.max_attempts,
+                   ran=False)
+
+
+_ATTEMPT_COLUMNS = ("number", "started_at", "duration_ms", "status_code", "error_kind", "error",
+                    "response_excerpt")
+
+
+@lru_cache(maxsize=1)
+def _pg_record():
+    """One PostgreSQL statement: move the delivery (if the claim still holds), add its attempt
+    row, and reset the notification's failure count when delivered and not already 0."""
+    moved = (_moved(update(Delivery))
+             .values(state=bindparam("state"), claimed_until=None,
+                     last_status_code=bindparam("status_code"), last_error=bindparam("error"),
+                     next_attempt_at=bindparam("next_attempt_at"),
+                     delivered_at=bindparam("delivered_at"))
+             .returning(Delivery.id, Delivery.notification_uuid).cte("moved"))
+    logged = (insert(Attempt)
+              .from_select(["delivery_id", *_ATTEMPT_COLUMNS], select(
+                  moved.c.id, *(bindparam(name, type_=Attempt.__table__.c[name].type)
+                                for name in _ATTEMPT_COLUMNS)))
+              .returning(Attempt.id).cte("logged"))
+    healthy = (update(Notification)
+               .where(Notification.uuid.in_(select(moved.c.notification_uuid)),
+                      bindparam("reset_failures", type_=Boolean),
+                      Notification.number_of_failures != 0)
+               .values(number_of_failures=0).returning(Notification.uuid).cte("healthy"))
+    return select(moved.c.id).add_cte(logged, healthy)
+
+
+def _record_params(attempt: Attempt, changes: dict, base: RoundBase) -> dict:
+    return {"delivery_id": attempt.delivery_id, "state": changes["state"],
+            "next_attempt_at": changes.get("next_attempt_at"),
+            "delivered_at": changes.get("delivered_at"),
+            "reset_failures": changes["state"] == DeliveryState.DELIVERED.value
+            and not base.is_test,
+            **{name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS}}
 
 
 def _next_state(attempt: Attempt, error: DeliveryError | None, policy: Policy, now: datetime,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from notifier.db import insert_ignore
 from notifier.events import build_event_data, get_event, validate_event
 from notifier.methods import get_method
-from notifier.models import Delivery, DeliveryState, Event, Notification, utcnow
+from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification, utcnow
 
 DELIVERY_ID_NAMESPACE = uuid.UUID("6f0c5b8e-2d55-4c7e-9a53-3c1f0e8b9a10")
 DISABLED_REASON = "notification disabled"
@@ -78,6 +78,10 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
             if test_of or event_type.passes(n.event_config, data)]
     if rows:
         session.execute(insert_ignore(session, Delivery), rows)
+        endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
+        if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
+            session.execute(insert_ignore(session, EndpointSlot),
+                            [{"endpoint": endpoint} for endpoint in endpoints])
     pending = session.execute(
         select(Delivery.id, Delivery.method, Delivery.notification_uuid)
         .where(Delivery.event_id == message["event_id"],

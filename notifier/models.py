@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -96,8 +97,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
-        Index("ix_deliveries_notification_created", "notification_uuid", "created_at"),
-        Index("ix_deliveries_endpoint_state", "endpoint", "state"),
+        # The history pages: one notification's, and everyone's, newest first.
+        Index("ix_deliveries_notification_created", "notification_uuid", "created_at", "id"),
+        Index("ix_deliveries_created", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -121,6 +123,20 @@ class Delivery(Base):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class EndpointSlot(Base):
+    """Per endpoint: attempts in flight (the claim adds one under the bound; a trigger on
+    deliveries takes it back whenever a delivering row changes state or goes away, so the count
+    stays exact on every path), and the wait ticket handed to deliveries refused while full."""
+
+    __tablename__ = "endpoint_slots"
+
+    endpoint: Mapped[str] = mapped_column(String(300), primary_key=True)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Epoch seconds until which earlier refused deliveries already wait: the next one waits
+    # one slot's share of a round longer (no count of the backlog).
+    busy_until_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class Attempt(Base):

@@ -46,8 +46,15 @@ class Producer:
         return event_id
 
     def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:
-        for ref in refs:
-            self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe())
+        """One message per delivery, all through one broker connection (kombu has no batch
+        publish for Redis: one LPUSH each, without a pool checkout each)."""
+        refs = list(refs)
+        if not refs:
+            return
+        with self.app.producer_or_acquire() as producer:
+            for ref in refs:
+                self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe(),
+                           producer=producer)
 
     def resend(self, task: str, args: list) -> None:
         """Send a stored message (a dead letter) to its task again, as it was."""
@@ -55,11 +62,12 @@ class Producer:
             raise InvalidInput(f"cannot resend a {task} message with arguments {args!r:.80}")
         self._send(task, args, self.settings.fanout_queue, describe_event(args[0]))
 
-    def _send(self, task: str, args: list, queue: str, argsrepr: str) -> None:
+    def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None) -> None:
         from kombu.exceptions import KombuError
 
         try:
-            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True)
+            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
+                               producer=producer)
         except (KombuError, OSError, ValueError) as exc:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.db import transaction
-from notifier.delivery import Policy, record_attempt
+from notifier.delivery import Policy, RoundBase, record_attempt
 from notifier.errors import RetryableDeliveryError
 from notifier.fanout import DeliveryRef
 from notifier.models import Attempt, Delivery, DeliveryState, Event
@@ -70,14 +70,16 @@ def recover_lost(factory: sessionmaker[Session], now: datetime, policy: Policy, 
     """Close attempts whose worker died (claim expired) as ``worker_lost``; returns how many."""
     with factory() as session:
         lost = session.execute(
-            select(Delivery.id, Delivery.attempts)
+            select(Delivery.id, Delivery.attempts, Delivery.attempts_before_redelivery,
+                   Delivery.is_test)
             .where(Delivery.state == DeliveryState.DELIVERING.value,
                    Delivery.claimed_until < now)
             .limit(batch)
         ).all()
-    for delivery_id, number in lost:
+    for delivery_id, number, attempts_before_redelivery, is_test in lost:
         attempt = Attempt(delivery_id=delivery_id, number=number, started_at=now,
                           error_kind=WORKER_LOST.kind, error=str(WORKER_LOST))
         with transaction(factory) as session:
-            record_attempt(session, attempt, WORKER_LOST, policy, now, rng or random)
+            record_attempt(session, attempt, WORKER_LOST, policy, now, rng or random,
+                           base=RoundBase(attempts_before_redelivery, is_test))
     return len(lost)

@@ -1,0 +1,92 @@
+"""With a large ledger on PostgreSQL, the hot path's and the pages' statements use indexes: the
+statements a delivery, the scheduler and the history pages really run are captured and read
+back with EXPLAIN, and none scans deliveries or attempts sequentially."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event
+
+from bench.ledger import fill_ledger
+from notifier.db import make_engine, make_session_factory, transaction
+from notifier.delivery import Policy, run_delivery
+from notifier.fanout import event_message, fan_out
+from notifier.ledger import list_attempts, newest_rows
+from notifier.migrate import upgrade
+from notifier.models import utcnow
+from notifier.netpolicy import parse_networks
+from notifier.notifications import create_notification
+from notifier.scheduler import claim_due, recover_lost
+from tests.conftest import create_database, drop_database
+
+DELIVERED = 200_000
+WAITING = 20_000
+POLICY = Policy(retry_schedule_s=(0, 0.1, 0.2), max_failures=3, claim_timeout_s=30)
+SCANNED = {"deliveries", "attempts"}
+
+
+@pytest.fixture(scope="module")
+def big_ledger():
+    url = create_database("notifier_plans")
+    engine = make_engine(url)
+    upgrade(engine)
+    fill_ledger(engine, DELIVERED, WAITING)
+    yield make_session_factory(engine)
+    engine.dispose()
+    drop_database(url)
+
+
+def _sequential_scans(plan: dict) -> list[str]:
+    found = []
+    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") in SCANNED:
+        found.append(plan["Relation Name"])
+    for child in plan.get("Plans", []):
+        found += _sequential_scans(child)
+    return found
+
+
+def _captured(factory):
+    statements = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):
+        if any(table in statement for table in SCANNED):
+            statements.append((statement, parameters))
+    event.listen(factory.kw["bind"], "before_cursor_execute", keep)
+    return statements
+
+
+def test_no_sequential_scan_of_the_ledger(big_ledger, loopback_services, receiver, unique_repo):
+    factory = big_ledger
+    with transaction(factory) as session:
+        notification = create_notification(session, unique_repo, "repo_push", "webhook",
+                                           {"url": receiver.url},
+                                           allowed_networks=parse_networks(["127.0.0.0/8"]))
+    message = event_message(unique_repo, "repo_push", {"updated_tags": ["a"]}, {}, "plans-1",
+                            utcnow())
+    with transaction(factory) as session:
+        [ref] = fan_out(session, message, server_hostname="h", scheme="https")
+
+    statements = _captured(factory)
+    assert run_delivery(factory, ref.id, policy=POLICY, services=loopback_services).ran
+    recover_lost(factory, utcnow(), POLICY, batch=500)
+    with transaction(factory) as session:
+        claim_due(session, utcnow(), batch=500, stale_after_s=3600)
+    with factory() as session:
+        [row] = newest_rows(session, notification_uuid=notification.uuid)
+        newest_rows(session, notification_uuid=notification.uuid,
+                    before=(row[0].created_at, row[0].id), state="delivered")
+        page = newest_rows(session, limit=20)
+        newest_rows(session, before=(page[-1][0].created_at, page[-1][0].id), limit=20)
+        list_attempts(session, ref.id)
+    assert len(statements) >= 8
+
+    with factory.kw["bind"].raw_connection() as raw:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            [[plans]] = cursor.fetchall()
+            plan = (json.loads(plans) if isinstance(plans, str) else plans)[0]["Plan"]
+            assert _sequential_scans(plan) == [], statement
+        raw.rollback()
