@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from notifier.models import Attempt, Delivery, Event
+from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,3 +70,40 @@ def list_attempts(session: Session, delivery_id: str) -> list[dict[str, Any]]:
     return [{"number": a.number, "started": _iso(a.started_at), "duration_ms": a.duration_ms,
              "status_code": a.status_code, "error_kind": a.error_kind, "error": a.error,
              "response_excerpt": a.response_excerpt} for a in attempts]
+
+
+def _newest_of_notification(column, *conditions) -> Any:
+    """The newest delivery's ``column`` among a notification's deliveries matching
+    ``conditions``: a correlated subquery walking the (notification, created) index."""
+    return (select(column).where(Delivery.notification_uuid == Notification.uuid, *conditions)
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(1)
+            .correlate(Notification).scalar_subquery())
+
+
+def notification_health(session: Session, uuids: list[str]) -> dict[str, dict[str, Any]]:
+    """For each notification: when it last delivered and last failed (tests aside), the last
+    failure's error, and its newest test delivery's id; one bounded query."""
+    real = Delivery.is_test.is_(False)
+    failed = Delivery.state == DeliveryState.FAILED.value
+    rows = session.execute(select(
+        Notification.uuid,
+        _newest_of_notification(Delivery.delivered_at, real,
+                                Delivery.state == DeliveryState.DELIVERED.value),
+        _newest_of_notification(Delivery.created_at, real, failed),
+        _newest_of_notification(Delivery.last_error, real, failed),
+        _newest_of_notification(Delivery.id, Delivery.is_test.is_(True)),
+    ).where(Notification.uuid.in_(uuids)))
+    return {uuid: {"last_success": success, "last_failure": failure, "last_error": error,
+                   "last_test_id": test_id}
+            for uuid, success, failure, error, test_id in rows}
+
+
+def deliveries_with_last_attempt(session: Session, delivery_ids: list[str]
+                                 ) -> dict[str, tuple[Delivery, Attempt | None]]:
+    """Deliveries by id, each with its latest attempt (for its duration), in one query."""
+    rows = session.execute(
+        select(Delivery, Attempt).outerjoin(
+            Attempt, and_(Attempt.delivery_id == Delivery.id,
+                          Attempt.number == Delivery.attempts))
+        .where(Delivery.id.in_(delivery_ids)))
+    return {delivery.id: (delivery, attempt) for delivery, attempt in rows}
