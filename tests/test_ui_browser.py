@@ -196,7 +196,7 @@ def test_failing_receiver_disables_it_with_reason_notice_in_bell_and_reenable(
     flaky = row(page, "Flaky hook")
     expect(flaky).to_contain_text("Disabled")
     expect(flaky.locator(".reason")).to_contain_text("3 failed deliveries in a row")
-    expect(flaky.locator(".last-error")).to_contain_text("500")
+    expect(flaky.locator(".state")).to_contain_text("last error: receiver answered HTTP 500")
     expect(flaky).to_contain_text("since ")
     page.screenshot(path=str(screenshot_path(tmp_path, "ui-settings.png")), full_page=True)
 

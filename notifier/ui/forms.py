@@ -40,7 +40,7 @@ METHOD_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("url", "Webhook URL", "url", "Receives a POST of the event's JSON, signed the "
               "Standard Webhooks way.", ("URL",)),
         Field("template", "Body template (optional)", "textarea",
-              "JSON with ${.path} expressions into the event data, e.g. "
+              "JSON with ${path} expressions into the event data, e.g. "
               '{"text": "${repository} got ${updated_tags[*]}"}; empty sends the event data as it is.',
               ("template",), required=False),
     ),
