@@ -35,7 +35,10 @@ def newest_rows(session: Session, *, notification_uuid: str | None = None,
         query = query.where(Delivery.state == state)
     if before is not None:
         created, delivery_id = before
-        query = query.where(or_(Delivery.created_at < created,
+        # The first condition repeats what the second implies, so that SQLite, too, walks
+        # the (notification, created) index instead of scanning the notification's rows.
+        query = query.where(Delivery.created_at <= created,
+                            or_(Delivery.created_at < created,
                                 and_(Delivery.created_at == created, Delivery.id < delivery_id)))
     return list(session.execute(query))
 
