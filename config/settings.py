@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_max_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # the web UI: how long a sign-in lasts, and a `notifier ui-link` link
+    ui_session_ttl_s: float = Field(8 * 3600, gt=0)
+    ui_link_ttl_s: float = Field(600, gt=0)
+    ui_base_url: str | None = None  # where people open the UI; default http://127.0.0.1:<api_port>
+
     # TLS for outgoing HTTPS: our client certificate, and whom we trust
     webhook_client_cert: str | None = None
     webhook_client_key: str | None = None
@@ -191,6 +196,11 @@ class Settings(BaseSettings):
         if self.webhook_client_cert and self.webhook_client_key:
             return self.webhook_client_cert, self.webhook_client_key
         return None
+
+    @property
+    def ui_url(self) -> str:
+        """The web UI's address, without a trailing slash."""
+        return (self.ui_base_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
 
     @property
     def fanout_queue(self) -> str:

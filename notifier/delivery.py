@@ -360,6 +360,7 @@ def _count_failure(session: Session, notification: Notification, error: Delivery
         return
     notification.enabled = False
     notification.disabled_reason = _clip(reason)
+    notification.disabled_at = now
     log.warning("notification %s disabled: %s", notification.uuid, notification.disabled_reason)
     notify_disabled(session, notification, disabled_at=now)  # ours: Quay disables silently
 

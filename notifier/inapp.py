@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from notifier.db import insert_ignore
@@ -42,19 +42,30 @@ def recipient_key(recipient: User | Organization) -> str:
     return f"{'user' if isinstance(recipient, User) else 'org'}:{recipient.id}"
 
 
-def list_inbox(session: Session, user_name: str, *, page: int = 1,
-               limit: int = 50) -> tuple[list[dict[str, Any]], bool]:
-    """One page of what ``user_name`` sees, newest first, and whether more pages follow."""
+def list_inbox(session: Session, user_name: str, *, page: int = 1, limit: int = 50,
+               dismissed: bool | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """One page of what ``user_name`` sees, newest first, and whether more pages follow
+    (only the dismissed, or only the undismissed, ones when ``dismissed`` is given)."""
     if not (isinstance(page, int) and page >= 1):
         raise InvalidInput("page must be a whole number from 1")
     if not (isinstance(limit, int) and 1 <= limit <= INBOX_LIMIT_MAX):
         raise InvalidInput(f"limit must be a whole number from 1 to {INBOX_LIMIT_MAX}")
-    query = (_visible_to(find_user(session, user_name))
+    query = _visible_to(find_user(session, user_name))
+    if dismissed is not None:
+        query = query.where(InAppNotification.dismissed.is_(dismissed))
+    query = (query
              .order_by(InAppNotification.created_at.desc(), InAppNotification.id.desc())
              .offset((page - 1) * limit).limit(limit + 1))
     rows = session.execute(query).all()
     page_rows = [inbox_view(note, organization) for note, organization in rows[:limit]]
     return page_rows, len(rows) > limit
+
+
+def count_undismissed(session: Session, user_name: str) -> int:
+    """How many notifications ``user_name`` sees and has not dismissed (the bell's count)."""
+    visible = _visible_to(find_user(session, user_name)).where(
+        InAppNotification.dismissed.is_(False)).subquery()
+    return session.scalar(select(func.count()).select_from(visible))
 
 
 def get_inbox_item(session: Session, user_name: str, notification_uuid: str

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from notifier.models import Attempt, Delivery, DeliveryState, Event
+from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification
 
 ERROR_TEXT_MAX = 500
 
@@ -38,7 +38,10 @@ def newest_rows(session: Session, *, notification_uuid: str | None = None,
         query = query.where(Delivery.state == state)
     if before is not None:
         created, delivery_id = before
-        query = query.where(or_(Delivery.created_at < created,
+        # The first condition repeats what the second implies, so that SQLite, too, walks
+        # the (notification, created) index instead of scanning the notification's rows.
+        query = query.where(Delivery.created_at <= created,
+                            or_(Delivery.created_at < created,
                                 and_(Delivery.created_at == created, Delivery.id < delivery_id)))
     return list(session.execute(query))
 
@@ -85,3 +88,40 @@ def abandon_delivery(session: Session, delivery_id: str, reason: str) -> bool:
         .values(state=DeliveryState.FAILED.value, last_error=reason[:ERROR_TEXT_MAX])
         .execution_options(synchronize_session=False))
     return ended.rowcount == 1
+
+
+def _newest_of_notification(column, *conditions) -> Any:
+    """The newest delivery's ``column`` among a notification's deliveries matching
+    ``conditions``: a correlated subquery walking the (notification, created) index."""
+    return (select(column).where(Delivery.notification_uuid == Notification.uuid, *conditions)
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(1)
+            .correlate(Notification).scalar_subquery())
+
+
+def notification_health(session: Session, uuids: list[str]) -> dict[str, dict[str, Any]]:
+    """For each notification: when it last delivered and last failed (tests aside), the last
+    failure's error, and its newest test delivery's id; one bounded query."""
+    real = Delivery.is_test.is_(False)
+    failed = Delivery.state == DeliveryState.FAILED.value
+    rows = session.execute(select(
+        Notification.uuid,
+        _newest_of_notification(Delivery.delivered_at, real,
+                                Delivery.state == DeliveryState.DELIVERED.value),
+        _newest_of_notification(Delivery.created_at, real, failed),
+        _newest_of_notification(Delivery.last_error, real, failed),
+        _newest_of_notification(Delivery.id, Delivery.is_test.is_(True)),
+    ).where(Notification.uuid.in_(uuids)))
+    return {uuid: {"last_success": success, "last_failure": failure, "last_error": error,
+                   "last_test_id": test_id}
+            for uuid, success, failure, error, test_id in rows}
+
+
+def deliveries_with_last_attempt(session: Session, delivery_ids: list[str]
+                                 ) -> dict[str, tuple[Delivery, Attempt | None]]:
+    """Deliveries by id, each with its latest attempt (for its duration), in one query."""
+    rows = session.execute(
+        select(Delivery, Attempt).outerjoin(
+            Attempt, and_(Attempt.delivery_id == Delivery.id,
+                          Attempt.number == Delivery.attempts))
+        .where(Delivery.id.in_(delivery_ids)))
+    return {delivery.id: (delivery, attempt) for delivery, attempt in rows}

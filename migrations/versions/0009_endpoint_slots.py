@@ -1,7 +1,7 @@
 """endpoint slots: a per-endpoint in-flight counter kept by triggers, and ledger indexes
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0008
 
 The claim used to count an endpoint's delivering rows under an advisory lock; it now adds one
 to ``endpoint_slots.in_flight`` while the count is under the bound, and a trigger takes it back
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0005'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -14,6 +14,7 @@ from notifier.api.routes import ROUTERS
 from notifier.api.tokens import hash_token
 from notifier.db import make_engine, make_session_factory
 from notifier.producer import Producer, client_app
+from notifier.ui import install_ui
 
 
 class BodyLimit(BaseHTTPMiddleware):
@@ -50,4 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_ui(app)
     return app

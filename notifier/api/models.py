@@ -26,6 +26,19 @@ class NotificationCreate(Strict):
     title: str | None = None
 
 
+class NotificationUpdate(Strict):
+    """The edit body: the new title, config and ``eventConfig`` (create's names and rules).
+
+    ``event`` and ``method`` may be sent back as they are; they cannot change.
+    """
+
+    config: dict[str, Any]
+    event_config: dict[str, Any] | None = Field(None, alias="eventConfig")
+    title: str | None = None
+    event: str | None = None
+    method: str | None = None
+
+
 class Redelivery(Strict):
     """Which failed or skipped deliveries of a notification to send again (default: all)."""
 

@@ -224,6 +224,7 @@ def up(no_flower: bool) -> None:
     group.start("beat", beat_command(schedule, level))
     group.start("api", api_command("127.0.0.1", settings.api_port))
     click.echo(f"API: http://127.0.0.1:{settings.api_port}/ (OpenAPI at /openapi.json)")
+    click.echo(f"Web UI: {settings.ui_url}/ (first sign-in: notifier ui-link USER)")
     if not no_flower:
         group.start("flower", flower_command(settings.flower_port))
         click.echo(f"Flower: http://127.0.0.1:{settings.flower_port}/")
@@ -248,7 +249,7 @@ def _wait_for_stop(group) -> None:
 
 # Command groups kept in their own modules register themselves on `cli`.
 from notifier.cli import (  # noqa: E402,F401
-    deadletters as _deadletters, directory as _directory, email as _email)
+    deadletters as _deadletters, directory as _directory, email as _email, ui as _ui)
 
 
 def main() -> None:

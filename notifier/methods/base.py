@@ -67,6 +67,7 @@ class Method:
     name: ClassVar[str]
     secret_keys: ClassVar[tuple[str, ...]] = ()  # config values shown masked, never in clear
     service_endpoint: ClassVar[str | None] = None  # the one outside service it reaches, if fixed
+    carried_keys: ClassVar[tuple[str, ...]] = ()  # config keys an edit keeps when it omits them
 
     def endpoint(self, config: dict[str, Any]) -> str | None:
         """Where this notification's attempts go (e.g. ``host:port``), to bound how many run

@@ -69,6 +69,7 @@ def rotated(config: dict[str, Any], now: datetime) -> dict[str, Any]:
 class WebhookMethod(Method):
     name = "webhook"
     secret_keys = ("secret", "previous_secret")
+    carried_keys = ("secret", "previous_secret", "previous_secret_until")
 
     def endpoint(self, config: dict[str, Any]) -> str | None:
         return url_endpoint(config.get("url"))

@@ -20,7 +20,7 @@ from notifier.api.deps import (
     require_repository_admin,
 )
 from notifier.api.errors import ApiError
-from notifier.api.models import NotificationCreate
+from notifier.api.models import NotificationCreate, NotificationUpdate
 from notifier.errors import NotFound
 from notifier.methods.webhook import rotated
 from notifier.models import Notification, utcnow
@@ -33,6 +33,7 @@ from notifier.notifications import (
     notification_view,
     reset,
     send_test,
+    update_notification,
 )
 
 PREFIX = "/api/v1/repository/{repository:path}/notification"
@@ -94,6 +95,22 @@ def create_repository_notification(body: NotificationCreate, repository: AdminRe
 @router.get("/{uuid}")
 def get_repository_notification(notification: AdminNotification, session: SessionDep) -> dict:
     """One notification, with its secrets masked."""
+    return _view(session, notification)
+
+
+@router.put("/{uuid}")
+def update_repository_notification(body: NotificationUpdate, notification: AdminNotification,
+                                   session: SessionDep, settings: SettingsDep) -> dict:
+    """Change a notification's title, config and eventConfig, checked as at create (400 with
+    the same messages). Event and method stay; a secret sent back masked keeps its value, and a
+    webhook's signing secret stays when ``config`` leaves it out."""
+    for name in ("event", "method"):
+        sent = getattr(body, name)
+        if sent is not None and sent != getattr(notification, name):
+            raise ApiError(400, f"The {name} of a notification cannot change (it is "
+                                f"'{getattr(notification, name)}'): create a new notification")
+    update_notification(session, notification, body.config, body.event_config, body.title,
+                        allowed_networks=parse_networks(settings.allowed_networks))
     return _view(session, notification)
 
 
