@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 JITTER = 0.2
 BUSY_ENDPOINT_ROUND_S = 1.0
 ERROR_TEXT_MAX = 500
+ENDPOINT_BUSY = "endpoint busy"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ class Outcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     ran: bool = True
+    # What metrics and log lines need; set when the delivery was claimed.
+    method: str | None = None
+    notification_uuid: str | None = None
+    event_id: str | None = None
+    event_recorded_at: datetime | None = None
+    duration_s: float | None = None
+
+    @property
+    def waiting_for_endpoint(self) -> bool:
+        """Not attempted: its endpoint had the most attempts in flight, so it waits."""
+        return not self.ran and self.error == ENDPOINT_BUSY
 
     @property
     def failed_attempt(self) -> bool:
@@ -101,13 +113,19 @@ def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Po
         response_excerpt=error.response_excerpt if error else (result.response_excerpt if result else None),
     )
     with transaction(factory) as session:
-        return record_attempt(session, attempt, error, policy, clock(), rng or random)
+        outcome = record_attempt(session, attempt, error, policy, clock(), rng or random)
+    return replace(outcome, method=claimed.method_name,
+                   notification_uuid=claimed.context.notification_uuid,
+                   event_id=claimed.event_id, event_recorded_at=claimed.event_recorded_at,
+                   duration_s=duration_ms / 1000)
 
 
 @dataclass(frozen=True)
 class _Claimed:
     method_name: str
     context: DeliveryContext
+    event_id: str | None = None
+    event_recorded_at: datetime | None = None
 
 
 def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) -> _Claimed | Outcome:
@@ -129,7 +147,7 @@ def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) ->
     found = session.execute(
         select(Notification.method, Notification.config, Notification.enabled,
                Notification.title, Notification.event_config, Event.name, Event.repository,
-               Event.payload, Event.performer)
+               Event.payload, Event.performer, Event.recorded_at)
         .join_from(Notification, Event, Event.id == claimed.event_id)
         .where(Notification.uuid == claimed.notification_uuid)
     ).one()
@@ -140,7 +158,7 @@ def _claim(session: Session, delivery_id: str, now: datetime, policy: Policy) ->
         event_data=found.payload, config=found.config, attempt=claimed.attempts, now=now,
         performer=found.performer, title=found.title, event_config=found.event_config,
         notification_uuid=claimed.notification_uuid,
-    ))
+    ), claimed.event_id, found.recorded_at)
 
 
 def _serialize_claims_per_endpoint(session: Session, delivery_id: str) -> None:
@@ -195,7 +213,7 @@ def _not_claimed(session: Session, delivery_id: str, now: datetime, policy: Poli
                 next_attempt_at=now + timedelta(seconds=wait_s))
         .execution_options(synchronize_session=False))
     return Outcome(delivery_id, DeliveryState.RETRYING.value, current.attempts,
-                   policy.max_attempts, error="endpoint busy", ran=False)
+                   policy.max_attempts, error=ENDPOINT_BUSY, ran=False)
 
 
 def _skip_disabled(session: Session, delivery_id: str, attempts: int, policy: Policy) -> Outcome:

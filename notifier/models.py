@@ -89,7 +89,7 @@ class Event(Base):
     payload: Mapped[dict[str, Any]]
     performer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     published_at: Mapped[datetime]
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Delivery(Base):
@@ -98,6 +98,7 @@ class Delivery(Base):
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_deliveries_notification_created", "notification_uuid", "created_at"),
         Index("ix_deliveries_endpoint_state", "endpoint", "state"),
+        Index("ix_deliveries_state_created", "state", "created_at"),  # retention
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -260,3 +261,14 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(255))  # the service's name, or the user's
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- operations: heartbeats of periodic jobs ----------------------------------------------------
+
+class Heartbeat(Base):
+    """The last time a periodic job (the retry scheduler) ran."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]
