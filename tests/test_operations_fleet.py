@@ -223,3 +223,32 @@ def _wait_until(check, timeout_s: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.2)
+
+
+def test_a_full_endpoint_reads_as_waiting_in_flower_not_as_success(redis_fleet, unique_repo):
+    """The fleet allows 2 attempts in flight per endpoint: the third delivery waits (RETRY)."""
+    import threading
+
+    flower = redis_fleet.start_flower()
+    held = Receiver(hold=threading.Event())
+    try:
+        made = [redis_fleet.add_notification(unique_repo, held.url) for _ in range(3)]
+        redis_fleet.producer.publish(unique_repo, "repo_push", PUSH)
+        held.wait_for(2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            mine = [t for t in flower_tasks(flower) if unique_repo in (t.get("args") or "")]
+            if any(t["state"] == "RETRY" for t in mine):
+                break
+            time.sleep(0.3)
+        waiting = [t for t in mine if t["state"] == "RETRY"]
+        assert waiting, mine
+        assert "EndpointBusy" in waiting[0]["exception"]
+        assert "no attempt used" in waiting[0]["exception"]
+        assert not [t for t in mine if t["state"] == "SUCCESS"]  # nothing delivered yet
+        held.hold.set()
+        for notification in made:
+            [delivery] = redis_fleet.wait_for_state(notification.uuid, {"delivered"})
+            assert delivery.attempts == 1  # waiting cost no attempt
+    finally:
+        held.close()
