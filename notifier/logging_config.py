@@ -87,6 +87,12 @@ def end_early_warnings() -> None:
         warnings.propagate = True
 
 
+def json_server_logs() -> None:
+    """JSON for the API process: uvicorn's loggers (set up before the app exists) and root."""
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        use_json(logging.getLogger(name).handlers)
+
+
 def quiet_task_lines(logger_names: Iterable[str], task_names: Iterable[str]) -> None:
     quiet = QuietTaskLines(task_names)
     for name in logger_names:

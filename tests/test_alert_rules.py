@@ -3,6 +3,7 @@ tests, each with a runbook section in docs/operations.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -62,3 +63,20 @@ def test_every_alert_has_a_runbook_section():
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             assert rule["annotations"]["runbook_url"].endswith("#" + rule["alert"].lower())
+
+
+def test_the_compose_prometheus_config_is_valid(promtool):
+    done = subprocess.run([promtool, "check", "config", "prometheus.yml"], capture_output=True,
+                          text=True, timeout=60, cwd=RULES.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dashboard_and_the_rules_use_only_documented_metrics():
+    documented = set(re.findall(r"`(notifier_[a-z_]+)", (ROOT / "README.md").read_text()))
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "notifier.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    exprs += [rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"]
+              for rule in group["rules"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", name)
+            for expr in exprs for name in re.findall(r"\bnotifier_[a-z_]+", expr)}
+    assert used and used <= documented, used - documented
