@@ -4,6 +4,7 @@ what they show and change, and one clear error line for each bad input."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -222,3 +223,20 @@ def test_status_reports_the_fleet_and_its_problems(cli, ledger, factory):
 
 def test_status_refuses_a_bad_timeout(cli):
     assert "--timeout" in single_error_line(cli.run("status", "--timeout", "0"))
+
+
+# --- db upgrade --wait ----------------------------------------------------------------------
+
+def test_db_upgrade_waits_for_an_unreachable_database_then_says_so(tmp_path):
+    from tests.fleet import free_port
+
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    started = time.monotonic()
+    line = single_error_line(Cli(tmp_path).run("db", "upgrade", "--wait", "2",
+                                               NOTIFIER_DATABASE_URL=nowhere))
+    assert "database unreachable after 2 s" in line
+    assert 1.5 < time.monotonic() - started < 30
+
+
+def test_db_upgrade_with_wait_migrates_a_reachable_database(tmp_path):
+    assert "up to date" in succeeded(Cli(tmp_path).run("db", "upgrade", "--wait", "5"))

@@ -48,12 +48,18 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option("--wait", "wait_s", default=0.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Seconds to wait for the database to answer first.")
+def db_upgrade(wait_s: float) -> None:
     """Create or migrate the tables to the newest schema."""
     from notifier.db import make_engine
     from notifier.migrate import upgrade
+    from notifier.waits import wait_for_database
 
-    upgrade(make_engine(get_settings().database_url))
+    engine = make_engine(get_settings().database_url)
+    if wait_s:
+        wait_for_database(engine, wait_s)
+    upgrade(engine)
     click.echo("database is up to date")
 
 
