@@ -1,11 +1,14 @@
-"""On-call's view of a real fleet (PostgreSQL + Redis, workers serving metrics, JSON logs, the
-API and Flower): Flower shows deliveries, not the scheduler; the documented metrics have the
+"""On-call's view of a real fleet (PostgreSQL, a local-folder broker, workers serving metrics,
+JSON logs, the API and Flower): Flower shows deliveries, not the scheduler; the documented metrics have the
 right values; labels stay bounded; every log line is JSON and holds no secret."""
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +18,7 @@ from sqlalchemy import update
 from notifier.db import transaction
 from notifier.models import Notification
 from notifier.supervisor import beat_command, worker_command
-from tests.conftest import REDIS_FLEET_DB, REDIS_SERVER, create_database, drop_database, redis_client
+from tests.conftest import create_database, drop_database
 from tests.fleet import Fleet, free_port
 from tests.receivers import Receiver
 
@@ -63,15 +66,15 @@ def value(found: dict, name: str, **labels) -> float:
 
 @pytest.fixture(scope="module")
 def ops_fleet(tmp_path_factory):
-    broker = redis_client(REDIS_FLEET_DB)
-    broker.flushdb()
+    """PostgreSQL of its own, and a local-folder broker of its own: the session's Redis fleet
+    may be running meanwhile, and must not see (or flush) this fleet's queues and events."""
+    workdir = tmp_path_factory.mktemp("ops-fleet")
     database = create_database("notifier_ops")
     env = {"NOTIFIER_DATABASE_URL": database,
-           "NOTIFIER_BROKER_URL": f"{REDIS_SERVER}/{REDIS_FLEET_DB}",
+           "NOTIFIER_BROKER_URL": f"filesystem://{workdir / 'broker'}",
            "NOTIFIER_LOG_FORMAT": "json", "NOTIFIER_MAX_IN_FLIGHT_PER_ENDPOINT": "8",
-           "NOTIFIER_METRICS_CACHE_S": "0", "NOTIFIER_METRICS_DIR": str(
-               tmp_path_factory.mktemp("metrics"))}
-    fleet = OpsFleet(tmp_path_factory.mktemp("ops-fleet"), env)
+           "NOTIFIER_METRICS_CACHE_S": "0", "NOTIFIER_METRICS_DIR": str(workdir / "metrics")}
+    fleet = OpsFleet(workdir, env)
     try:
         fleet.start()
         fleet.started_at = time.monotonic()
@@ -79,7 +82,6 @@ def ops_fleet(tmp_path_factory):
     finally:
         fleet.stop()
         drop_database(database)
-        broker.flushdb()
 
 
 def flower_tasks(flower: str) -> list[dict]:
@@ -216,6 +218,31 @@ def test_logs_are_json_lines_with_context_and_no_secret(ops_fleet, receiver, uni
     everything = json.dumps(lines)
     assert SECRET_TOKEN not in everything
     assert notification.config["secret"] not in everything
+
+
+def test_prefork_children_are_added_up_in_a_fresh_folder(ops_fleet, unique_repo):
+    """A prefork delivery worker: each child writes its own files, the worker serves the sum."""
+    ops_fleet.group.kill("delivery", signal.SIGTERM)
+    ops_fleet._started += 1
+    node = f"prefork{ops_fleet._started}"
+    port = ops_fleet.metrics_ports["delivery"] = free_port()
+    ops_fleet.group.start("delivery", worker_command(
+        node, ops_fleet.settings.delivery_queue, concurrency=2, pool="prefork", quiet=True),
+        env={"NOTIFIER_METRICS_PORT": str(port)})
+    ops_fleet.wait_ready(node)
+    slow = Receiver(delay_s=1.0)  # two attempts at once: both children work
+    try:
+        notification = ops_fleet.add_notification(unique_repo, slow.url)
+        for _ in range(4):
+            ops_fleet.producer.publish(unique_repo, "repo_push", PUSH)
+        ops_fleet.wait_for_state(notification.uuid, {"delivered"}, count=4, timeout_s=60)
+    finally:
+        slow.close()
+    found = ops_fleet.worker_metrics("delivery")
+    assert value(found, "notifier_attempts_total", method="webhook", outcome="delivered") == 4
+    folder = Path(ops_fleet.env["NOTIFIER_METRICS_DIR"]) / f"{node}@{socket.gethostname()}"
+    children = {path.stem.rsplit("_", 1)[1] for path in folder.glob("counter_*.db")}
+    assert len(children) == 2, sorted(folder.iterdir())
 
 
 def _wait_until(check, timeout_s: float = 30.0) -> None:
