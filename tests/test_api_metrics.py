@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.api import create_app
 from notifier.db import transaction
+from notifier.fanout import DeliveryRef
 from notifier.heartbeat import SCHEDULER, beat
 from notifier.metrics.fleet import FleetCollector, database_snapshot
 from notifier.models import Delivery, Event, Notification, utcnow
@@ -47,6 +48,8 @@ def test_metrics_serve_the_fleet_gauges_without_a_token(api):
     factory = api.client.app.state.factory
     _add_deliveries(factory, ("pending", None), ("retrying", timedelta(seconds=90)),
                     ("retrying", timedelta(seconds=-600)), ("delivered", None))
+    api.client.app.state.producer().enqueue_deliveries(  # no worker here: they stay queued
+        [DeliveryRef(str(uuid.uuid4()), "webhook", "n", "repo_push", "acme/web")] * 2)
 
     answer = api.client.get("/metrics")
 
@@ -59,7 +62,8 @@ def test_metrics_serve_the_fleet_gauges_without_a_token(api):
     assert found[("notifier_notifications_disabled", ())] == 1
     assert abs(found[("notifier_scheduler_last_run_timestamp_seconds", ())]
                - (utcnow().timestamp() - 7)) < 60
-    assert found[("notifier_queue_length", (("queue", "notifier.delivery"),))] == 0
+    assert found[("notifier_queue_length", (("queue", "notifier.delivery"),))] == 2
+    assert found[("notifier_queue_length", (("queue", "notifier.fanout"),))] == 0
     assert "acme" not in answer.text  # no repository label, ever
 
 
