@@ -10,6 +10,7 @@ from config.settings import Settings
 FAN_OUT_TASK = "notifier.fan_out"
 DELIVER_TASK = "notifier.deliver"
 ENQUEUE_DUE_TASK = "notifier.enqueue_due"
+PRUNE_LEDGER_TASK = "notifier.prune_ledger"
 
 # kombu's local-folder transport, with atomic message writes (see the module).
 FILESYSTEM_TRANSPORT = "config.filesystem_broker:Transport"
@@ -90,6 +91,7 @@ def celery_config(settings: Settings) -> dict:
             FAN_OUT_TASK: {"queue": settings.fanout_queue},
             DELIVER_TASK: {"queue": settings.delivery_queue},
             ENQUEUE_DUE_TASK: {"queue": settings.fanout_queue},
+            PRUNE_LEDGER_TASK: {"queue": settings.fanout_queue},
         },
         "task_create_missing_queues": True,
         "beat_schedule": {
@@ -97,7 +99,12 @@ def celery_config(settings: Settings) -> dict:
                 "task": ENQUEUE_DUE_TASK,
                 "schedule": settings.scheduler_interval_s,
                 "options": {"expires": max(settings.scheduler_interval_s * 5, 5.0)},
-            }
+            },
+            "prune-ledger": {  # ledger retention
+                "task": PRUNE_LEDGER_TASK,
+                "schedule": settings.retention_interval_s,
+                "options": {"expires": settings.retention_interval_s},
+            },
         },
         "beat_max_loop_interval": min(settings.scheduler_interval_s, 5.0),
         "worker_hijack_root_logger": True,

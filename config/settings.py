@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     ui_link_ttl_s: float = Field(600, gt=0)
     ui_base_url: str | None = None  # where people open the UI; default http://127.0.0.1:<api_port>
 
+    # operations: metrics, logs, ledger retention
+    metrics_port: int | None = Field(None, ge=1, le=65535)  # workers' /metrics; unset: off
+    metrics_dir: str | None = None  # prefork children's metric files; default: a temp folder
+    metrics_token: SecretStr | None = None  # when set, the API's /metrics wants this bearer
+    metrics_cache_s: float = Field(5.0, ge=0)
+    log_format: Literal["text", "json"] = "text"
+    ledger_retention_days: float = Field(30.0, gt=0)
+    retention_interval_s: float = Field(3600.0, gt=0)
+    retention_batch: int = Field(1000, ge=1)
+
     # TLS for outgoing HTTPS: our client certificate, and whom we trust
     webhook_client_cert: str | None = None
     webhook_client_key: str | None = None

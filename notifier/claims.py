@@ -21,7 +21,7 @@ from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notifi
 
 _READ = (Notification.method, Notification.config, Notification.enabled, Notification.title,
          Notification.event_config, Event.name, Event.repository, Event.payload,
-         Event.performer)
+         Event.performer, Event.recorded_at)
 _CLAIMED = (Delivery.id, Delivery.attempts, Delivery.attempts_before_redelivery,
             Delivery.notification_uuid, Delivery.event_id, Delivery.is_test)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Callable
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 JITTER = 0.2
 BUSY_ENDPOINT_ROUND_S = 1.0
 ERROR_TEXT_MAX = 500
+ENDPOINT_BUSY = "endpoint busy"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,17 @@ class Outcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     ran: bool = True
+    # What metrics and log lines need; set when the delivery was claimed.
+    method: str | None = None
+    notification_uuid: str | None = None
+    event_id: str | None = None
+    event_recorded_at: datetime | None = None
+    duration_s: float | None = None
+
+    @property
+    def waiting_for_endpoint(self) -> bool:
+        """Not attempted: its endpoint had the most attempts in flight, so it waits."""
+        return not self.ran and self.error == ENDPOINT_BUSY
 
     @property
     def failed_attempt(self) -> bool:
@@ -105,8 +117,12 @@ def run_delivery(factory: sessionmaker[Session], delivery_id: str, *, policy: Po
         response_excerpt=error.response_excerpt if error else (result.response_excerpt if result else None),
     )
     finished = clock()
-    return reconnecting(lambda: _record(factory, attempt, error, policy, finished, rng or random,
-                                        claimed.base))
+    outcome = reconnecting(lambda: _record(factory, attempt, error, policy, finished,
+                                           rng or random, claimed.base))
+    return replace(outcome, method=claimed.method_name,
+                   notification_uuid=claimed.context.notification_uuid,
+                   event_id=claimed.event_id, event_recorded_at=claimed.event_recorded_at,
+                   duration_s=duration_ms / 1000)
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class _Claimed:
     method_name: str
     context: DeliveryContext
     base: RoundBase
+    event_id: str | None = None
+    event_recorded_at: datetime | None = None
 
 
 def _hot(factory: sessionmaker[Session]) -> Session:
@@ -161,7 +179,8 @@ def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
                 now=now, performer=taken["performer"], title=taken["title"],
                 event_config=taken["event_config"],
                 notification_uuid=taken["notification_uuid"],
-            ), RoundBase(taken["attempts_before_redelivery"], taken["is_test"]))
+            ), RoundBase(taken["attempts_before_redelivery"], taken["is_test"]),
+                taken["event_id"], taken["recorded_at"])
         session.commit()
         return outcome
 
@@ -198,7 +217,7 @@ def _wait_for_endpoint(session: Session, delivery_id: str, endpoint: str, now: d
                 next_attempt_at=now + timedelta(seconds=wait_s))
         .returning(Delivery.attempts))
     return Outcome(delivery_id, DeliveryState.RETRYING.value, attempts or 0,
-                   policy.max_attempts, error="endpoint busy", ran=False)
+                   policy.max_attempts, error=ENDPOINT_BUSY, ran=False)
 
 
 def _skip_disabled(session: Session, delivery_id: str, attempts: int, policy: Policy) -> Outcome:

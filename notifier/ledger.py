@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from notifier.errors import InvalidInput, NotFound
 from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification
 
 ERROR_TEXT_MAX = 500
@@ -125,3 +126,22 @@ def deliveries_with_last_attempt(session: Session, delivery_ids: list[str]
                           Attempt.number == Delivery.attempts))
         .where(Delivery.id.in_(delivery_ids)))
     return {delivery.id: (delivery, attempt) for delivery, attempt in rows}
+
+
+SHORT_ID_MIN = 8  # the command line's tables show a delivery id's first 8 characters
+
+
+def find_delivery_row(session: Session, delivery_id: str) -> Row:
+    """The ledger row of ``delivery_id``, or of the one delivery whose id starts with it
+    (at least 8 characters, as tables show them); NotFound or InvalidInput otherwise."""
+    row = session.execute(ledger_rows().where(Delivery.id == delivery_id)).first()
+    if row is not None:
+        return row
+    if len(delivery_id) >= SHORT_ID_MIN and all(c in "0123456789abcdef-" for c in delivery_id):
+        rows = session.execute(ledger_rows().where(Delivery.id.startswith(delivery_id))
+                               .limit(2)).all()
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            raise InvalidInput(f"delivery id {delivery_id} is ambiguous: give more of it")
+    raise NotFound(f"no delivery {delivery_id}; `notifier deliveries` lists them")

@@ -91,7 +91,7 @@ class Event(Base):
     payload: Mapped[dict[str, Any]]
     performer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     published_at: Mapped[datetime]
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Delivery(Base):
@@ -101,6 +101,7 @@ class Delivery(Base):
         # The history pages: one notification's, and everyone's, newest first.
         Index("ix_deliveries_notification_created", "notification_uuid", "created_at", "id"),
         Index("ix_deliveries_created", "created_at", "id"),
+        Index("ix_deliveries_state_created", "state", "created_at"),  # retention
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -321,3 +322,14 @@ class UiSigninLink(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime]
+
+
+# --- operations: heartbeats of periodic jobs ----------------------------------------------------
+
+class Heartbeat(Base):
+    """The last time a periodic job (the retry scheduler) ran."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]

@@ -125,6 +125,13 @@ def reset(notification: Notification) -> None:
     notification.disabled_at = None
 
 
+def delete_notification(session: Session, notification: Notification) -> None:
+    """Remove a notification; its deliveries and their attempts go with it (the database
+    cascades)."""
+    session.delete(notification)
+    session.flush()
+
+
 def list_notifications(session: Session, repository: str) -> list[Notification]:
     return list(session.scalars(
         select(Notification).where(Notification.repository == repository)

@@ -39,3 +39,12 @@ def redeliver(session: Session, notification_uuid: str, *, delivery_ids: list[st
                 enqueued_at=now or utcnow(), last_error=None)
         .returning(Delivery.id)))
     return delivery_refs(session, ids)
+
+
+def redeliver_one(session: Session, delivery: Delivery, *,
+                  now: datetime | None = None) -> list[DeliveryRef]:
+    """Send one failed or skipped delivery again; InvalidInput when it is in another state."""
+    if delivery.state not in REDELIVERABLE:
+        raise InvalidInput(f"Delivery {delivery.id} is {delivery.state}: only failed or skipped "
+                           "deliveries can be sent again")
+    return redeliver(session, delivery.notification_uuid, delivery_ids=[delivery.id], now=now)

@@ -1,13 +1,15 @@
 """One process's collaborators (database, HTTP client, retry policy), built once from settings,
-and the units of work the Celery tasks call. Each rides out a short database outage in place
-(``notifier.outage``); a longer one ends in the database's error, which the task answers by
-putting its message back in the queue."""
+and the units of work the Celery tasks call, each recording its metrics. Each rides out a short
+database outage in place (``notifier.outage``); a longer one ends in the database's error,
+which the task answers by putting its message back in the queue."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
@@ -15,13 +17,16 @@ from notifier.db import make_engine, make_session_factory, transaction
 from notifier.deadletters import bury
 from notifier.delivery import Outcome, Policy, run_delivery
 from notifier.fanout import DeliveryRef, fan_out
+from notifier.heartbeat import SCHEDULER, beat
 from notifier.http import HttpClient
 from notifier.ledger import abandon_delivery
 from notifier.mailer import Mailer
 from notifier.methods import Services
-from notifier.models import utcnow
+from notifier.metrics.worker import WorkerMetrics, attempt_outcome, worker_metrics
+from notifier.models import Delivery, utcnow
 from notifier.netpolicy import parse_networks
 from notifier.outage import Outage, is_database_unavailable
+from notifier.retention import Pruned, cutoff_for, prune_ledger
 from notifier.scheduler import claim_due, recover_lost
 
 
@@ -34,6 +39,7 @@ class Runtime:
     outage: Outage
     # True once the worker is shutting down: waits for the database end early then.
     stopping: Callable[[], bool] = field(default=lambda: False)
+    metrics: WorkerMetrics | None = field(default=None, repr=False)  # None: the process's
 
     @classmethod
     def from_settings(cls, settings: Settings,
@@ -65,15 +71,26 @@ class Runtime:
             with transaction(self.factory) as session:
                 return fan_out(session, message, server_hostname=self.settings.server_hostname,
                                scheme=self.settings.preferred_url_scheme)
-        return self.outage.call(once, stopping=self.stopping)
+        started = time.perf_counter()
+        refs = self.outage.call(once, stopping=self.stopping)
+        self._metrics().record_fan_out(message["event"], time.perf_counter() - started)
+        return refs
 
     def deliver(self, delivery_id: str) -> Outcome:
-        # Run again after an outage, a claim already taken makes the repeat a no-op: the
-        # scheduler then closes the attempt as worker_lost once its claim expires.
-        return self.outage.call(
+        """One attempt of ``delivery_id``; the outcome names its method when it did anything.
+        Run again after an outage, a claim already taken makes the repeat a no-op: the
+        scheduler then closes the attempt as worker_lost once its claim expires."""
+        outcome = self.outage.call(
             lambda: run_delivery(self.factory, delivery_id, policy=self.policy,
                                  services=self.services),
             stopping=self.stopping)
+        if outcome.method is None and attempt_outcome(outcome):  # skipped or busy: not claimed
+            with self.factory() as session:
+                outcome = replace(outcome, method=session.scalar(
+                    select(Delivery.method).where(Delivery.id == delivery_id)))
+        if outcome.method:
+            self._metrics().record_outcome(outcome, outcome.method)
+        return outcome
 
     def abandon(self, delivery_id: str, reason: str) -> bool:
         """End a delivery whose task raised before any attempt (see ledger.abandon_delivery)."""
@@ -82,6 +99,15 @@ class Runtime:
                 return abandon_delivery(session, delivery_id, reason)
         return self.outage.call(once, stopping=self.stopping)
 
+    def prune_ledger(self) -> Pruned:
+        """Delete the finished ledger older than the retention period, in small batches."""
+        return prune_ledger(self.factory, cutoff_for(self.settings.ledger_retention_days),
+                            batch=self.settings.retention_batch,
+                            budget_s=self.settings.retention_interval_s / 2)
+
+    def _metrics(self) -> WorkerMetrics:
+        return self.metrics or worker_metrics()
+
     def due_deliveries(self) -> list[DeliveryRef]:
         """Close lost attempts, then claim what is due; the caller enqueues the result.
         While the database is away this finds nothing (beat calls again next interval)."""
@@ -89,6 +115,7 @@ class Runtime:
         try:
             recover_lost(self.factory, now, self.policy, batch=self.settings.scheduler_batch)
             with transaction(self.factory) as session:
+                beat(session, SCHEDULER, now)
                 refs = claim_due(session, now, batch=self.settings.scheduler_batch,
                                  stale_after_s=self.settings.visibility_timeout_s)
         except Exception as exc:

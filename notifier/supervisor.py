@@ -19,23 +19,33 @@ def celery_command(*args: str, app: str = "workers") -> list[str]:
 
 
 def worker_command(name: str, queue: str, *, concurrency: int, pool: str = "threads",
-                   loglevel: str = "INFO", app: str = "workers") -> list[str]:
-    return celery_command("worker", "-n", f"{name}@%h", "-Q", queue, "-P", pool,
+                   loglevel: str = "INFO", quiet: bool = False,
+                   app: str = "workers") -> list[str]:
+    """``quiet`` leaves out Celery's start-up banner."""
+    return celery_command(*(["--quiet"] if quiet else []),
+                          "worker", "-n", f"{name}@%h", "-Q", queue, "-P", pool,
                           "-c", str(concurrency), "-l", loglevel, "--without-gossip",
                           "--without-mingle", app=app)
 
 
-def beat_command(schedule_file: Path, loglevel: str = "INFO") -> list[str]:
-    return celery_command("beat", "-s", str(schedule_file), "-l", loglevel)
+def beat_command(schedule_file: Path, loglevel: str = "INFO", quiet: bool = False) -> list[str]:
+    return celery_command(*(["--quiet"] if quiet else []),
+                          "beat", "-s", str(schedule_file), "-l", loglevel)
 
 
-def api_command(host: str, port: int) -> list[str]:
+def api_command(host: str, port: int, access_log: bool = True) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--factory", "notifier.api:create_app",
-            "--host", host, "--port", str(port)]
+            "--host", host, "--port", str(port), *([] if access_log else ["--no-access-log"])]
 
 
-def flower_command(port: int) -> list[str]:
-    return celery_command("flower", f"--port={port}", "--address=127.0.0.1")
+# Flower's task list: what was delivered where (the arguments text), and why it failed.
+FLOWER_TASK_COLUMNS = "name,state,args,exception,received,runtime,worker,uuid"
+
+
+def flower_command(port: int, address: str = "127.0.0.1", quiet: bool = False) -> list[str]:
+    return celery_command("flower", f"--port={port}", f"--address={address}",
+                          f"--tasks_columns={FLOWER_TASK_COLUMNS}",
+                          *(["--logging=warning"] if quiet else []))
 
 
 @dataclass
@@ -46,12 +56,14 @@ class ProcessGroup:
     log_dir: Path | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+    def start(self, name: str, command: list[str],
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``command`` as ``name``; ``env`` adds variables for this process only."""
         output = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")
-        process = subprocess.Popen(command, env=self.env, stdout=output,
+        process = subprocess.Popen(command, env={**self.env, **(env or {})}, stdout=output,
                                    stderr=subprocess.STDOUT if output else None,
                                    start_new_session=True)
         if output is not None:

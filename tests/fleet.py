@@ -108,9 +108,10 @@ class Fleet:
 
     def start_flower(self) -> str:
         """Start Flower on a free loopback port; returns its URL once it answers."""
-        port = free_port()
-        self.group.start("flower", flower_command(port))
-        return self._wait_until_answers(f"http://127.0.0.1:{port}", "/healthcheck")
+        if "flower" not in self.group.processes:  # one Flower per fleet, shared by tests
+            self._flower_port = free_port()
+            self.group.start("flower", flower_command(self._flower_port))
+        return self._wait_until_answers(f"http://127.0.0.1:{self._flower_port}", "/healthcheck")
 
     def start_api(self) -> str:
         """Start the HTTP API (a real uvicorn process) on a free port; returns its URL."""

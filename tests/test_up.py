@@ -1,5 +1,6 @@
 """`notifier up` on the embedded default, as the README's run command: it migrates, serves the
-API and Flower, delivers an event, and stops everything on Ctrl-C."""
+API, Flower and metrics, prints one summary, delivers an event with one outcome line (none per
+scheduler tick), and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -37,9 +38,12 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
 
 
 def test_up_runs_the_service_and_stops_on_ctrl_c(tmp_path, receiver):
-    api_port, flower_port = free_port(), free_port()
+    api_port, flower_port, metrics_port = free_port(), free_port(), free_port()
+    while metrics_port + 1 in (api_port, flower_port):
+        metrics_port = free_port()
     cli = Cli(tmp_path, NOTIFIER_ALLOWED_NETWORKS="127.0.0.0/8", NOTIFIER_API_PORT=str(api_port),
-              NOTIFIER_FLOWER_PORT=str(flower_port), NOTIFIER_LOG_LEVEL="WARNING")
+              NOTIFIER_FLOWER_PORT=str(flower_port), NOTIFIER_METRICS_PORT=str(metrics_port),
+              NOTIFIER_METRICS_DIR=str(tmp_path / "metrics"), NOTIFIER_LOG_LEVEL="INFO")
     up = subprocess.Popen([sys.executable, "-m", "notifier.cli", "up"], cwd=tmp_path,
                           env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
@@ -54,6 +58,12 @@ def test_up_runs_the_service_and_stops_on_ctrl_c(tmp_path, receiver):
         assert json.loads(request.body)["updated_tags"] == ["latest"]
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 5  # fan-out, delivery, beat, API, Flower
+        _wait_until_ready(f"http://127.0.0.1:{metrics_port + 1}/metrics", up)
+        delivered = requests.get(f"http://127.0.0.1:{metrics_port + 1}/metrics", timeout=5).text
+        assert 'notifier_attempts_total{method="webhook",outcome="delivered"} 1.0' in delivered
+        assert "notifier_deliveries_waiting" in requests.get(
+            f"http://127.0.0.1:{api_port}/metrics", timeout=5).text
+        time.sleep(3)  # a few more scheduler ticks
 
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=STOP_TIMEOUT_S)
@@ -63,5 +73,14 @@ def test_up_runs_the_service_and_stops_on_ctrl_c(tmp_path, receiver):
             up.wait(timeout=10)
     assert up.returncode == 0, output
     assert "stopped" in output
+    lines = output.splitlines()
+    summary = lines[lines.index("notifier is running:"):][:8]
+    for shown in (f"http://127.0.0.1:{api_port}/", f"http://127.0.0.1:{flower_port}/",
+                  f"http://127.0.0.1:{api_port}/metrics", f"{metrics_port + 1}/metrics",
+                  f"folder {tmp_path / 'broker'}", "n.db", "Ctrl-C stops it"):
+        assert any(shown in line for line in summary), (shown, summary)
+    assert len([line for line in lines if "delivered webhook acme/web repo_push" in line]) == 1
+    assert not [line for line in lines if "enqueue" in line or "Task notifier.deliver" in line]
+    assert "celery@" not in output and "-------------- " not in output  # no Celery banners
     assert not [child for child in children if child.is_running()
                 and child.status() != psutil.STATUS_ZOMBIE]

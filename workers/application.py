@@ -7,11 +7,16 @@ import logging
 import sys
 import threading
 
+import tempfile
+
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import (after_setup_logger, after_setup_task_logger, beat_init,
+                            celeryd_after_setup, celeryd_init, worker_process_init)
 
 from config import ConfigurationError, get_settings
-from config.celery import celery_config
+from config.celery import DELIVER_TASK, ENQUEUE_DUE_TASK, celery_config
+from notifier.logging_config import (capture_warnings_as_json, end_early_warnings,
+                                     quiet_task_lines, use_json)
 from notifier.producer import Producer
 from notifier.runtime import Runtime
 
@@ -57,10 +62,52 @@ def producer() -> Producer:
         return _producer
 
 
+# Celery's loggers that write a line per task received, finished, or sent by beat.
+PER_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
 @after_setup_logger.connect
-def _keep_urls_out_of_logs(**_) -> None:
+def _set_up_logs(logger, **_) -> None:
     # urllib3 logs each request line, query string (and so any token in it) included, at DEBUG.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # The scheduler's tick goes to DEBUG; a delivery's own outcome line replaces Celery's two.
+    quiet_task_lines(PER_TASK_LOGGERS, [ENQUEUE_DUE_TASK, DELIVER_TASK])
+    if get_settings().log_format == "json":
+        use_json(logger.handlers)
+        end_early_warnings()
+        logging.captureWarnings(True)  # a library's warning is a JSON line too
+
+
+@celeryd_init.connect
+def _early_json_warnings(**_) -> None:
+    if get_settings().log_format == "json":
+        capture_warnings_as_json()
+
+
+@after_setup_task_logger.connect
+def _set_up_task_logs(logger, **_) -> None:
+    if get_settings().log_format == "json":
+        use_json(logger.handlers)
+
+
+@beat_init.connect
+def _beat_sends_no_task_events(sender, **_) -> None:
+    # Beat only sends the periodic tasks; a "sent" event for each tick would fill Flower.
+    sender.app.conf.task_send_sent_event = False
+
+
+@celeryd_after_setup.connect
+def _serve_metrics(sender, instance, **_) -> None:
+    """Serve this worker's metrics on NOTIFIER_METRICS_PORT, when set: in the main process,
+    after logging is set up and before the pool starts."""
+    settings = get_settings()
+    if settings.metrics_port is None:
+        return
+    from notifier.metrics.worker_server import start_worker_metrics
+
+    base = settings.metrics_dir or f"{tempfile.gettempdir()}/notifier-metrics"
+    start_worker_metrics(settings.metrics_port, base, instance.hostname,
+                         sorted(instance.app.amqp.queues.consume_from))
 
 
 @worker_process_init.connect

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
-from config.celery import DELIVER_TASK, ENQUEUE_DUE_TASK, FAN_OUT_TASK
+from config.celery import DELIVER_TASK, ENQUEUE_DUE_TASK, FAN_OUT_TASK, PRUNE_LEDGER_TASK
 from notifier.errors import BrokerUnavailable, InvalidInput
+from notifier.logging_config import log_outcome
 from notifier.outage import first_line, is_database_unavailable
 from notifier.producer import describe_event
 from workers.application import app, producer, runtime
@@ -38,6 +39,10 @@ class DeadLettered(Exception):
 
 class WorkerLost(Exception):
     """The broker handed a message out again: the worker that had it died (or lost the broker)."""
+
+
+class EndpointBusy(Exception):
+    """Not attempted: the endpoint has the most attempts in flight; the delivery waits."""
 
 
 @app.task(name=FAN_OUT_TASK, bind=True, throws=(DeadLettered,))
@@ -89,9 +94,10 @@ def _put_back(task, argsrepr: str | None) -> None:
     raise Ignore()
 
 
-@app.task(name=DELIVER_TASK, bind=True)
+@app.task(name=DELIVER_TASK, bind=True, throws=(DeliveryFailed,))
 def deliver(self, delivery_id: str) -> str:
-    """One attempt of one delivery; FAILURE (with the reason) when the attempt failed."""
+    """One attempt of one delivery; FAILURE (with the reason) when the attempt failed, RETRY
+    when its endpoint was full and it waits (no attempt made)."""
     try:
         outcome = runtime().deliver(delivery_id)
     except Exception as exc:
@@ -101,12 +107,16 @@ def deliver(self, delivery_id: str) -> str:
         # scheduler hand it out again and again. (Celery logs the traceback.)
         runtime().abandon(delivery_id, f"not attempted: {first_line(exc)} (see the worker log)")
         raise
+    log_outcome(outcome, self.request.argsrepr or f"delivery={delivery_id}")
     if outcome.failed_attempt:
         raise DeliveryFailed(outcome.describe())
+    if outcome.waiting_for_endpoint:
+        # Flower shows RETRY with this reason; the scheduler sends it again (no re-publish here).
+        raise Retry(exc=EndpointBusy("endpoint busy: waiting for a free slot, no attempt used"))
     return outcome.state
 
 
-@app.task(name=ENQUEUE_DUE_TASK, ignore_result=True)
+@app.task(name=ENQUEUE_DUE_TASK, ignore_result=True, send_events=False)
 def enqueue_due() -> int:
     """Hand due retries (and deliveries a broker lost) back to the delivery queue."""
     refs = runtime().due_deliveries()
@@ -114,3 +124,11 @@ def enqueue_due() -> int:
     # they are older than the visibility timeout.
     producer().enqueue_deliveries(refs)
     return len(refs)
+
+
+@app.task(name=PRUNE_LEDGER_TASK, ignore_result=True)
+def prune_ledger() -> str:
+    """Delete finished deliveries (and their attempts, and orphan events) past retention."""
+    pruned = runtime().prune_ledger()
+    log.info("ledger retention: %s", pruned.describe())
+    return pruned.describe()

@@ -13,6 +13,7 @@ from notifier.api.errors import error_response, install_error_handlers
 from notifier.api.routes import ROUTERS
 from notifier.api.tokens import hash_token
 from notifier.db import make_engine, make_session_factory
+from notifier.logging_config import json_server_logs
 from notifier.producer import Producer, client_app
 from notifier.ui import install_ui
 
@@ -39,6 +40,8 @@ class BodyLimit(BaseHTTPMiddleware):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
+    if settings.log_format == "json":
+        json_server_logs()
     app = FastAPI(title="notifier", version=__version__,
                   description="Quay-compatible repository notifications, and their deliveries")
     app.state.settings = settings

@@ -48,12 +48,18 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option("--wait", "wait_s", default=0.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Seconds to wait for the database to answer first.")
+def db_upgrade(wait_s: float) -> None:
     """Create or migrate the tables to the newest schema."""
     from notifier.db import make_engine
     from notifier.migrate import upgrade
+    from notifier.waits import wait_for_database
 
-    upgrade(make_engine(get_settings().database_url))
+    engine = make_engine(get_settings().database_url)
+    if wait_s:
+        wait_for_database(engine, wait_s)
+    upgrade(engine)
     click.echo("database is up to date")
 
 
@@ -132,15 +138,20 @@ def publish(repository, event, data_json, performer_json, event_id) -> None:
     click.echo(publish_event(repository, event, data, performer=performer, event_id=event_id))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--notification", "notification_uuid", help="Only this notification's.")
 @click.option("--state", type=click.Choice(["pending", "delivering", "delivered", "retrying",
                                             "failed", "skipped"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON document, attempts included.")
-def deliveries(notification_uuid, state, limit, as_json) -> None:
-    """List deliveries, newest first, with state, attempts and last error."""
+@click.pass_context
+def deliveries(ctx, notification_uuid, state, limit, as_json) -> None:
+    """List deliveries, newest first, with state, attempts and last error
+    (`notifier deliveries show ID` for one, with every attempt)."""
     from notifier.ledger import list_attempts, list_deliveries
+
+    if ctx.invoked_subcommand is not None:
+        return
 
     with _factory()() as session:
         rows = list_deliveries(session, notification_uuid=notification_uuid, state=state,
@@ -214,22 +225,53 @@ def up(no_flower: bool) -> None:
     upgrade(make_engine(settings.database_url))
     level = settings.log_level
     group = ProcessGroup(env=dict(os.environ))
-    group.start("fanout", worker_command("fanout", settings.fanout_queue, concurrency=4,
-                                         loglevel=level))
-    group.start("delivery", worker_command("delivery", settings.delivery_queue,
-                                           concurrency=settings.delivery_concurrency,
-                                           loglevel=level))
+    ports = _worker_metrics_ports(settings)
+    for name, queue, concurrency in (
+            ("fanout", settings.fanout_queue, 4),
+            ("delivery", settings.delivery_queue, settings.delivery_concurrency)):
+        group.start(name, worker_command(name, queue, concurrency=concurrency, loglevel=level,
+                                         quiet=True),
+                    env={"NOTIFIER_METRICS_PORT": str(ports[name])} if name in ports else None)
     schedule = Path("var/celerybeat-schedule")
     schedule.parent.mkdir(parents=True, exist_ok=True)  # beat does not create the folder
-    group.start("beat", beat_command(schedule, level))
-    group.start("api", api_command("127.0.0.1", settings.api_port))
-    click.echo(f"API: http://127.0.0.1:{settings.api_port}/ (OpenAPI at /openapi.json)")
-    click.echo(f"Web UI: {settings.ui_url}/ (first sign-in: notifier ui-link USER)")
+    group.start("beat", beat_command(schedule, level, quiet=True))
+    group.start("api", api_command("127.0.0.1", settings.api_port, access_log=False))
     if not no_flower:
-        group.start("flower", flower_command(settings.flower_port))
-        click.echo(f"Flower: http://127.0.0.1:{settings.flower_port}/")
-    click.echo("notifier is running; Ctrl-C stops it")
+        group.start("flower", flower_command(settings.flower_port, quiet=True))
+    click.echo(_up_summary(settings, ports, flower=not no_flower))
     _wait_for_stop(group)
+
+
+def _worker_metrics_ports(settings) -> dict[str, int]:
+    """NOTIFIER_METRICS_PORT for the fan-out worker, the next port for the delivery worker."""
+    if settings.metrics_port is None:
+        return {}
+    return {"fanout": settings.metrics_port, "delivery": settings.metrics_port + 1}
+
+
+def _up_summary(settings, ports: dict[str, int], *, flower: bool) -> str:
+    from config.celery import filesystem_folder
+    from notifier.producer import _safe_url
+
+    api = f"http://127.0.0.1:{settings.api_port}"
+    folder = filesystem_folder(settings.broker_url)
+    lines = [
+        "notifier is running:",
+        f"  API       {api}/ (OpenAPI at {api}/docs)",
+        f"  Web UI    {settings.ui_url}/ (first sign-in: notifier ui-link USER)",
+        f"  metrics   {api}/metrics (fleet)"
+        + "".join(f", http://127.0.0.1:{port}/metrics ({name} worker)"
+                  for name, port in ports.items()),
+    ]
+    if flower:
+        lines.append(f"  Flower    http://127.0.0.1:{settings.flower_port}/")
+    lines += [
+        f"  database  {_safe_url(settings.database_url)}",
+        f"  broker    {_safe_url(settings.broker_url)}"
+        + (f" (folder {folder.resolve()})" if folder else ""),
+        "Ctrl-C stops it. One line per delivery outcome follows.",
+    ]
+    return "\n".join(lines)
 
 
 def _wait_for_stop(group) -> None:
@@ -249,7 +291,12 @@ def _wait_for_stop(group) -> None:
 
 # Command groups kept in their own modules register themselves on `cli`.
 from notifier.cli import (  # noqa: E402,F401
-    deadletters as _deadletters, directory as _directory, email as _email, ui as _ui)
+    deadletters as _deadletters,
+    directory as _directory,
+    email as _email,
+    operations as _operations,
+    ui as _ui,
+)
 
 
 def main() -> None:

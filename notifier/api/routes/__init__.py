@@ -7,8 +7,9 @@ from notifier.api.routes import (
     events,
     health,
     inbox,
+    metrics,
     notifications,
 )
 
 ROUTERS = [health.router, notifications.router, deliveries.router, events.router, emails.router,
-           inbox.router, directory.router]
+           inbox.router, directory.router, metrics.router]

@@ -24,7 +24,7 @@ from notifier.fanout import DeliveryRef
 from notifier.ledger import Position, delivery_view, ledger_rows, list_attempts, newest_rows
 from notifier.models import Delivery, DeliveryState
 from notifier.producer import Producer
-from notifier.redelivery import REDELIVERABLE, redeliver
+from notifier.redelivery import redeliver, redeliver_one
 
 router = APIRouter(prefix=PREFIX + "/{uuid}", tags=["deliveries"])
 
@@ -104,12 +104,7 @@ def get_notification_delivery(row: NotificationDelivery, session: SessionDep) ->
 def redeliver_notification_delivery(row: NotificationDelivery, session: SessionDep,
                                     producer: ProducerDep) -> dict:
     """Send a failed or skipped delivery again (same id, so the same ``webhook-id``)."""
-    delivery = row[0]
-    if delivery.state not in REDELIVERABLE:
-        raise ApiError(400, f"Delivery {delivery.id} is {delivery.state}: only failed or skipped "
-                            "deliveries can be sent again")
-    commit_then_enqueue(session, producer,
-                        redeliver(session, delivery.notification_uuid, delivery_ids=[delivery.id]))
+    commit_then_enqueue(session, producer, redeliver_one(session, row[0]))
     return {}
 
 

@@ -27,6 +27,7 @@ from notifier.models import Notification, utcnow
 from notifier.netpolicy import parse_networks
 from notifier.notifications import (
     create_notification,
+    delete_notification,
     get_notification,
     last_deliveries,
     list_notifications,
@@ -118,7 +119,7 @@ def update_repository_notification(body: NotificationUpdate, notification: Admin
 def delete_repository_notification(notification: AdminNotification,
                                    session: SessionDep) -> None:
     """Remove a notification, and its deliveries with it."""
-    session.delete(notification)
+    delete_notification(session, notification)
 
 
 @router.post("/{uuid}", status_code=204)
