@@ -247,7 +247,8 @@ def _wait_for_stop(group) -> None:
 
 
 # Command groups kept in their own modules register themselves on `cli`.
-from notifier.cli import directory as _directory, email as _email  # noqa: E402,F401
+from notifier.cli import (  # noqa: E402,F401
+    directory as _directory, email as _email, listen as _listen)
 
 
 def main() -> None:
