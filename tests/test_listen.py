@@ -146,11 +146,12 @@ def test_the_wrong_secret_does_not_verify(listen):
      "signature NOT VERIFIED: Message timestamp too old"),
     ({"webhook-id": "m", "webhook-timestamp": "x", "webhook-signature": "v1,AAAA"},
      "signature NOT VERIFIED: Invalid Signature Headers"),
-    ({"webhook-id": "m", "webhook-timestamp": str(int(time.time())),
-      "webhook-signature": "no comma here"},
+    ({"webhook-id": "m", "webhook-timestamp": "now", "webhook-signature": "no comma here"},
      "signature NOT VERIFIED: malformed webhook-signature header or body"),
 ])
 def test_a_request_without_a_good_signature_says_so(listen, headers, says):
+    if headers.get("webhook-timestamp") == "now":  # collection may be long before the test
+        headers = {**headers, "webhook-timestamp": str(int(time.time()))}
     listener = listen("--secret", SECRET)
     assert requests.post(listener.url, data=b"{}", headers=headers, timeout=30).status_code == 200
 
