@@ -65,6 +65,25 @@ def is_confirmed(session: Session, repository: str, address: Any) -> bool:
     return record is not None and record.confirmed
 
 
+def unconfirmed_reason(session: Session, repository: str, address: Any) -> str | None:
+    """Why ``address`` may not receive ``repository``'s notifications, and what confirms it; None
+    when it is confirmed."""
+    try:
+        address = normalize_address(address)
+    except InvalidInput:
+        return "it is not one plain e-mail address"
+    record = _find(session, repository, address)
+    if record is not None and record.confirmed:
+        return None
+    authorize_command = f"'notifier email authorize {repository} {address}'"
+    confirm = "opening the link (or 'notifier email confirm CODE' with its code) confirms it"
+    if record is None:
+        return (f"{address} is not confirmed for {repository} yet; {authorize_command} mails "
+                f"it a confirmation link, and {confirm}")
+    return (f"{address} has not used its confirmation link yet; {confirm}, and "
+            f"{authorize_command} mails a new link")
+
+
 def authorize(session: Session, repository: str, address: str, *, settings: Settings,
               mailer: Mailer, now: datetime | None = None) -> AuthorizedEmail:
     """Record ``address`` for ``repository`` and mail it a fresh confirmation link.

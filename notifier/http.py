@@ -22,7 +22,8 @@ from requests.structures import CaseInsensitiveDict
 
 from notifier import __version__
 from notifier.errors import PermanentDeliveryError, ReceiverGone, RetryableDeliveryError
-from notifier.netpolicy import ForbiddenAddress, Network, Unresolvable, resolve
+from notifier.netpolicy import (ForbiddenAddress, Network, Unresolvable, resolve,
+                                worker_refusal)
 
 EXCERPT_BYTES = 2048
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -70,6 +71,7 @@ class HttpClient:
                  verify: bool | str = True):
         self.timeout_s = timeout_s
         self.retry_after_max_s = retry_after_max_s
+        self.allowed = allowed
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.mount("http://", PolicyAdapter(allowed, https=False))
@@ -95,7 +97,8 @@ class HttpClient:
         except Unresolvable as exc:
             raise RetryableDeliveryError("dns", str(exc)) from None
         except ForbiddenAddress as exc:
-            raise RetryableDeliveryError("forbidden_address", str(exc)) from None
+            raise RetryableDeliveryError("forbidden_address",
+                                         worker_refusal(exc, self.allowed)) from None
         except requests.Timeout:
             raise RetryableDeliveryError(
                 "timeout", f"no answer within {self.timeout_s:g} s"

@@ -112,22 +112,42 @@ def test_slack_without_a_url_is_refused(config):
         SLACK.validate_config(config, CONTEXT)
 
 
-@pytest.mark.parametrize("url", [
-    "http://hooks.slack.example/services/T/B/X",  # Slack requires https
-    "ftp://hooks.slack.example/x", "hooks.slack.example/services/T/B/X", "https://",
-    "https://169.254.169.254/latest/meta-data", "https://10.0.0.1/services/x",
-    "https://[::ffff:10.0.0.1]/x",
+NOT_HTTPS = "it must start with https://"
+POLICY = "which the network policy refuses (NOTIFIER_ALLOWED_NETWORKS allows networks)"
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://hooks.slack.example/services/T/B/X", NOT_HTTPS),  # Slack requires https
+    ("ftp://hooks.slack.example/x", NOT_HTTPS), ("hooks.slack.example/services/T/B/X", NOT_HTTPS),
+    ("https://", "it has no host"),
+    ("https://[::1/x", "it is not a valid URL (check the host and port)"),
+    ("https://169.254.169.254/latest/meta-data",
+     f"169.254.169.254 is a cloud metadata address, {POLICY}"),
+    ("https://10.0.0.1/services/x", f"10.0.0.1 is a private address, {POLICY}"),
+    ("https://[::ffff:10.0.0.1]/x",
+     f"::ffff:10.0.0.1 is 10.0.0.1 in IPv6 form (IPv4-mapped), a private address, {POLICY}"),
 ])
-def test_slack_with_an_invalid_url_is_refused(url):
-    with pytest.raises(InvalidNotificationConfig, match="^Invalid Slack Callback URL$"):
+def test_slack_with_an_invalid_url_is_refused_saying_why(url, why):
+    with pytest.raises(InvalidNotificationConfig) as caught:
         SLACK.validate_config({"url": url}, CONTEXT)
+
+    assert str(caught.value) == f"Invalid Slack Callback URL: {why}"
+
+
+def test_a_refused_slack_url_is_not_quoted():
+    """A Slack URL is its own secret: the refusal names the address, never the URL."""
+    with pytest.raises(InvalidNotificationConfig) as caught:
+        SLACK.validate_config({"url": "http://hooks.slack.example/services/T/B/SECRET"}, CONTEXT)
+
+    assert "SECRET" not in str(caught.value)
 
 
 def test_slack_asks_the_network_policy_of_the_context():
     config = {"url": "https://127.0.0.1/services/T/B/X"}
 
     assert SLACK.validate_config(config, CONTEXT) == config
-    with pytest.raises(InvalidNotificationConfig, match="^Invalid Slack Callback URL$"):
+    with pytest.raises(InvalidNotificationConfig,
+                       match=r"^Invalid Slack Callback URL: 127\.0\.0\.1 is a loopback address"):
         SLACK.validate_config(config, CreateContext("acme/web", ()))
 
 

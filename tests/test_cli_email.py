@@ -78,7 +78,19 @@ def test_an_unconfirmed_address_cannot_get_notifications(cli):
     succeeded(cli.run("email", "authorize", REPOSITORY, ADDRESS))
     result = cli.run("notification", "add", REPOSITORY, "--event", "repo_push",
                      "--method", "email", "--config", f'{{"email": "{ADDRESS}"}}')
-    assert single_error_line(result) == NOT_AUTHORIZED
+    assert single_error_line(result) == (
+        f"{NOT_AUTHORIZED}: {ADDRESS} has not used its confirmation link yet; opening the link "
+        f"(or 'notifier email confirm CODE' with its code) confirms it, and "
+        f"'notifier email authorize {REPOSITORY} {ADDRESS}' mails a new link")
+
+
+def test_an_address_never_authorized_is_refused_naming_the_commands(cli):
+    result = cli.run("notification", "add", REPOSITORY, "--event", "repo_push",
+                     "--method", "email", "--config", f'{{"email": "{ADDRESS}"}}')
+    assert single_error_line(result) == (
+        f"{NOT_AUTHORIZED}: {ADDRESS} is not confirmed for {REPOSITORY} yet; "
+        f"'notifier email authorize {REPOSITORY} {ADDRESS}' mails it a confirmation link, and "
+        f"opening the link (or 'notifier email confirm CODE' with its code) confirms it")
 
 
 def test_a_header_injection_address_is_one_error_line(cli, smtp):

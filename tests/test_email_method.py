@@ -20,8 +20,20 @@ from tests.smtp import SmtpServer
 
 EMAIL = EmailMethod()
 ADDRESS = "dev@example.com"
-NOT_AUTHORIZED = ("^The specified e-mail address is not authorized to receive notifications "
-                  "for this repository$")
+NOT_AUTHORIZED = ("The specified e-mail address is not authorized to receive notifications "
+                  "for this repository")
+CONFIRMS = "opening the link (or 'notifier email confirm CODE' with its code) confirms it"
+
+
+def not_confirmed_yet(repository: str, address: str = ADDRESS) -> str:
+    return (f"{NOT_AUTHORIZED}: {address} is not confirmed for {repository} yet; "
+            f"'notifier email authorize {repository} {address}' mails it a confirmation link, "
+            f"and {CONFIRMS}")
+
+
+def link_not_used(repository: str, address: str = ADDRESS) -> str:
+    return (f"{NOT_AUTHORIZED}: {address} has not used its confirmation link yet; {CONFIRMS}, "
+            f"and 'notifier email authorize {repository} {address}' mails a new link")
 
 
 @pytest.fixture
@@ -78,15 +90,28 @@ def test_an_address_not_confirmed_for_the_repository_is_refused(factory, unique_
         add_address(factory, unique_repo + "-other" if setup == "other_repository" else unique_repo,
                     "someone@example.com" if setup == "other_address" else ADDRESS,
                     confirmed=setup != "unconfirmed")
-    with factory() as session, pytest.raises(InvalidNotificationConfig, match=NOT_AUTHORIZED):
+    with factory() as session, pytest.raises(InvalidNotificationConfig) as caught:
         EMAIL.validate_config({"email": ADDRESS}, CreateContext(unique_repo, session=session))
+
+    expected = link_not_used if setup == "unconfirmed" else not_confirmed_yet
+    assert str(caught.value) == expected(unique_repo)
 
 
 @pytest.mark.parametrize("address", [["dev@example.com"], 42, "dev@example.com\nBcc: x@y.z"])
 def test_an_address_that_is_not_one_plain_address_is_refused(factory, unique_repo, address):
     add_address(factory, unique_repo)
-    with factory() as session, pytest.raises(InvalidNotificationConfig, match=NOT_AUTHORIZED):
+    with factory() as session, pytest.raises(InvalidNotificationConfig) as caught:
         EMAIL.validate_config({"email": address}, CreateContext(unique_repo, session=session))
+
+    assert str(caught.value) == f"{NOT_AUTHORIZED}: it is not one plain e-mail address"
+
+
+def test_an_address_is_named_as_stored_domain_in_lower_case(factory, unique_repo):
+    with factory() as session, pytest.raises(InvalidNotificationConfig) as caught:
+        EMAIL.validate_config({"email": "Dev@EXAMPLE.com"},
+                              CreateContext(unique_repo, session=session))
+
+    assert str(caught.value) == not_confirmed_yet(unique_repo, "Dev@example.com")
 
 
 def test_a_confirmed_address_is_accepted(factory, unique_repo):

@@ -16,25 +16,32 @@ from tests.receivers import Receiver
 
 NOTHING_ALLOWED = ()
 
+# Each refused address with what its refusal says it is.
 FORBIDDEN = [
-    "127.0.0.1",
-    "127.5.6.7",
-    "::1",
-    "::ffff:127.0.0.1",  # IPv4-mapped
-    "2002:7f00:1::",  # 6to4 around 127.0.0.1
-    "64:ff9b::7f00:1",  # NAT64 around 127.0.0.1
-    "10.0.0.1",
-    "172.16.0.1",
-    "192.168.1.1",
-    "100.64.0.1",  # carrier-grade NAT
-    "169.254.169.254",  # cloud metadata
-    "fe80::1",
-    "fc00::1",
-    "0.0.0.0",
-    "::",
-    "224.0.0.1",
-    "ff02::1",
-    "255.255.255.255",
+    ("127.0.0.1", "127.0.0.1 is a loopback address"),
+    ("127.5.6.7", "127.5.6.7 is a loopback address"),
+    ("::1", "::1 is a loopback address"),
+    ("::ffff:127.0.0.1", "::ffff:127.0.0.1 is 127.0.0.1 in IPv6 form (IPv4-mapped), "
+                         "a loopback address"),
+    ("2002:7f00:1::", "2002:7f00:1:: is 127.0.0.1 in IPv6 form (6to4), a loopback address"),
+    ("64:ff9b::7f00:1", "64:ff9b::7f00:1 is 127.0.0.1 in IPv6 form (NAT64), a loopback address"),
+    ("::ffff:10.1.2.3", "::ffff:10.1.2.3 is 10.1.2.3 in IPv6 form (IPv4-mapped), "
+                        "a private address"),
+    ("10.0.0.1", "10.0.0.1 is a private address"),
+    ("172.16.0.1", "172.16.0.1 is a private address"),
+    ("192.168.1.1", "192.168.1.1 is a private address"),
+    ("fc00::1", "fc00::1 is a private address"),
+    ("100.64.0.1", "100.64.0.1 is a carrier-grade NAT address"),
+    ("169.254.169.254", "169.254.169.254 is a cloud metadata address"),
+    ("fd00:ec2::254", "fd00:ec2::254 is a cloud metadata address"),
+    ("169.254.1.1", "169.254.1.1 is a link-local address"),
+    ("fe80::1", "fe80::1 is a link-local address"),
+    ("0.0.0.0", "0.0.0.0 is the unspecified address (it reaches this machine)"),
+    ("::", ":: is the unspecified address (it reaches this machine)"),
+    ("224.0.0.1", "224.0.0.1 is a multicast address"),
+    ("ff02::1", "ff02::1 is a multicast address"),
+    ("255.255.255.255", "255.255.255.255 is an address reserved for special use"),
+    ("192.0.2.1", "192.0.2.1 is an address reserved for special use"),
 ]
 
 LOOPBACK_HOSTS = [
@@ -54,16 +61,32 @@ def ip(text: str):
     return ipaddress.ip_address(text)
 
 
-@pytest.mark.parametrize("address", FORBIDDEN)
-def test_check_address_refuses_non_public_addresses(address):
-    with pytest.raises(ForbiddenAddress, match="not allowed by the network policy"):
+@pytest.mark.parametrize(("address", "why"), FORBIDDEN)
+def test_check_address_refuses_non_public_addresses_saying_what_they_are(address, why):
+    with pytest.raises(ForbiddenAddress) as caught:
         check_address(ip(address), NOTHING_ALLOWED)
+
+    assert str(caught.value) == f"{why}, which the network policy refuses"
 
 
 @pytest.mark.parametrize("host", LOOPBACK_HOSTS)
 def test_resolve_refuses_loopback_in_every_spelling(host):
-    with pytest.raises(ForbiddenAddress, match="not allowed by the network policy"):
+    with pytest.raises(ForbiddenAddress, match="which the network policy refuses$"):
         resolve(host, 80, NOTHING_ALLOWED)
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("localhost", "localhost resolves to 127.0.0.1, a loopback address, "
+                  "which the network policy refuses"),
+    ("2130706433", "2130706433 resolves to 127.0.0.1, a loopback address, "
+                   "which the network policy refuses"),
+    ("127.0.0.1", "127.0.0.1 is a loopback address, which the network policy refuses"),
+])
+def test_a_refused_name_is_shown_with_the_address_it_resolves_to(host, message):
+    with pytest.raises(ForbiddenAddress) as caught:
+        resolve(host, 80, NOTHING_ALLOWED)
+
+    assert str(caught.value) == message
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])
@@ -138,4 +161,22 @@ def test_http_client_refuses_a_loopback_receiver(receiver, url_template):
     assert caught.value.kind == "forbidden_address"
     assert caught.value.status_code is None
     assert "hunter2" not in str(caught.value) and "SECRET" not in str(caught.value)
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize(("allowed", "setting"), [
+    ((), "(this worker has NOTIFIER_ALLOWED_NETWORKS empty; set it where the workers run)"),
+    (("10.0.0.0/8", "::1/128"), "(this worker has NOTIFIER_ALLOWED_NETWORKS=10.0.0.0/8,::1/128)"),
+])
+def test_a_refused_attempt_names_the_setting_this_worker_has(receiver, allowed, setting):
+    """The notification may have been created where loopback was allowed: the attempt's error
+    says what the worker itself runs with, which is what decides."""
+    client = HttpClient(timeout_s=2, allowed=parse_networks(allowed), user_agent="notifier",
+                        retry_after_max_s=60)
+
+    with pytest.raises(RetryableDeliveryError) as caught:
+        client.post_json(f"http://127.0.0.1:{port_of(receiver)}/hook", b"{}")
+
+    assert str(caught.value) == \
+        f"127.0.0.1 is a loopback address, which the network policy refuses {setting}"
     assert receiver.requests == []

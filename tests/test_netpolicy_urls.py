@@ -115,7 +115,9 @@ def test_url_allowed_refuses_the_address(host):
 
 @pytest.mark.parametrize("host", ALL_HOSTS)
 def test_a_webhook_to_the_address_is_refused(host):
-    with pytest.raises(InvalidNotificationConfig, match="^Invalid webhook URL$"):
+    with pytest.raises(InvalidNotificationConfig,
+                       match=r"^Invalid webhook URL: .*, which the network policy refuses "
+                             r"\(NOTIFIER_ALLOWED_NETWORKS allows networks\)$"):
         WebhookMethod().validate_config({"url": url_of(host)},
                                         CreateContext("acme/web", NOTHING_ALLOWED))
 
@@ -137,7 +139,8 @@ def test_an_attempt_to_the_address_fails_before_connecting(host, receiver):
         http_client(NOTHING_ALLOWED).post_json(url_of(host, receiver), b"{}")
 
     assert (caught.value.kind, caught.value.status_code) == ("forbidden_address", None)
-    assert "not allowed by the network policy" in str(caught.value)
+    assert "which the network policy refuses (this worker has NOTIFIER_ALLOWED_NETWORKS" \
+        in str(caught.value)
     assert receiver.requests == []
 
 

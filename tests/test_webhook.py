@@ -46,20 +46,47 @@ def test_a_missing_url_is_refused(config):
         WEBHOOK.validate_config(config, CONTEXT)
 
 
+NOT_HTTP = "it must start with http:// or https://"
+
+
 @pytest.mark.parametrize(
-    "url",
-    ["ftp://example.com/hook", "file:///etc/passwd", "http://", "https:///path",
-     "example.com/hook", "javascript:alert(1)"],
+    ("url", "why"),
+    [("ftp://example.com/hook", NOT_HTTP), ("file:///etc/passwd", NOT_HTTP),
+     ("example.com/hook", NOT_HTTP), ("javascript:alert(1)", NOT_HTTP),
+     ("http://", "it has no host"), ("https:///path", "it has no host"),
+     ("http://[::1/hook", "it is not a valid URL (check the host and port)"),
+     ("http://example.com:99999/", "it is not a valid URL (check the host and port)"),
+     (["http://example.com/"], "it must be text")],
 )
-def test_a_url_that_is_not_http_with_a_host_is_refused(url):
-    with pytest.raises(InvalidNotificationConfig, match="^Invalid webhook URL$"):
+def test_a_url_that_is_not_http_with_a_host_is_refused_saying_why(url, why):
+    with pytest.raises(InvalidNotificationConfig) as caught:
         WEBHOOK.validate_config({"url": url}, CONTEXT)
 
+    assert str(caught.value) == f"Invalid webhook URL: {why}"
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/"])
-def test_a_url_the_network_policy_forbids_is_refused(url):
-    with pytest.raises(InvalidNotificationConfig, match="^Invalid webhook URL$"):
-        WEBHOOK.validate_config({"url": url}, CONTEXT)
+
+POLICY = "which the network policy refuses (NOTIFIER_ALLOWED_NETWORKS allows networks)"
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://127.0.0.1:8900/", "127.0.0.1 is a loopback address"),
+    ("http://localhost/", "localhost resolves to 127.0.0.1, a loopback address"),
+    ("http://10.0.0.1/", "10.0.0.1 is a private address"),
+    ("http://192.168.0.9/", "192.168.0.9 is a private address"),
+    ("http://169.254.10.1/", "169.254.10.1 is a link-local address"),
+    ("http://[fe80::1]/", "fe80::1 is a link-local address"),
+    ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"),
+    ("http://[::ffff:127.0.0.1]/",
+     "::ffff:127.0.0.1 is 127.0.0.1 in IPv6 form (IPv4-mapped), a loopback address"),
+    ("http://[::ffff:169.254.169.254]/",
+     "::ffff:169.254.169.254 is 169.254.169.254 in IPv6 form (IPv4-mapped), "
+     "a cloud metadata address"),
+])
+def test_a_url_the_network_policy_forbids_is_refused_saying_why(url, why):
+    with pytest.raises(InvalidNotificationConfig) as caught:
+        WEBHOOK.validate_config({"url": url}, CreateContext("acme/web", ()))
+
+    assert str(caught.value) == f"Invalid webhook URL: {why}, {POLICY}"
 
 
 def test_a_secret_is_generated_when_none_is_given():

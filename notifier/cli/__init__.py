@@ -294,6 +294,7 @@ from notifier.cli import (  # noqa: E402,F401
     deadletters as _deadletters,
     directory as _directory,
     email as _email,
+    listen as _listen,
     operations as _operations,
     ui as _ui,
 )

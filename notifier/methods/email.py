@@ -9,7 +9,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any
 
-from notifier.email_auth import is_confirmed
+from notifier.email_auth import is_confirmed, unconfirmed_reason
 from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
 from notifier.events import get_event
 from notifier.messages import render_message
@@ -27,9 +27,11 @@ class EmailMethod(Method):
         address = config.get("email")
         if not address:
             raise InvalidNotificationConfig("Missing e-mail address")
-        if context.session is None or not is_confirmed(context.session, context.repository,
-                                                       address):
+        if context.session is None:
             raise InvalidNotificationConfig(NOT_AUTHORIZED)
+        reason = unconfirmed_reason(context.session, context.repository, address)
+        if reason:
+            raise InvalidNotificationConfig(f"{NOT_AUTHORIZED}: {reason}")
         return config
 
     def send(self, context: DeliveryContext, services: Services) -> None:

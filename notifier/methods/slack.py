@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from notifier.errors import InvalidNotificationConfig
 from notifier.http import HttpResult
@@ -11,7 +10,7 @@ from notifier.methods.base import (CreateContext, DeliveryContext, Method, Servi
                                    url_endpoint)
 from notifier.methods.chat import ChatMessage, post, required_text
 from notifier.mrkdwn import html_to_mrkdwn
-from notifier.netpolicy import url_allowed
+from notifier.netpolicy import url_refusal
 
 COLOURS = {"info": "#ffffff", "warning": "warning", "error": "danger",
            "success": "good", "primary": "good"}
@@ -27,8 +26,9 @@ class SlackMethod(Method):
     def validate_config(self, config: dict[str, Any], context: CreateContext) -> dict[str, Any]:
         """A Slack Callback URL: https, to a host the network policy allows."""
         url = required_text(config, "url", "Missing Slack Callback URL")
-        if urlsplit(url).scheme != "https" or not url_allowed(url, context.allowed_networks):
-            raise InvalidNotificationConfig("Invalid Slack Callback URL")
+        refusal = url_refusal(url, context.allowed_networks, schemes=("https",))
+        if refusal:
+            raise InvalidNotificationConfig(f"Invalid Slack Callback URL: {refusal}")
         return dict(config)
 
     def send(self, context: DeliveryContext, services: Services) -> HttpResult:

@@ -16,7 +16,7 @@ from notifier.http import HttpResult, encode_body
 from notifier.masking import mask_url
 from notifier.methods.base import (CreateContext, DeliveryContext, Method, Services,
                                    url_endpoint)
-from notifier.netpolicy import url_allowed
+from notifier.netpolicy import url_refusal
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 24
@@ -85,8 +85,10 @@ class WebhookMethod(Method):
         url = config.get("url")
         if not url:
             raise InvalidNotificationConfig("Missing webhook URL")
-        if not isinstance(url, str) or not url_allowed(url, context.allowed_networks):
-            raise InvalidNotificationConfig("Invalid webhook URL")
+        refusal = (url_refusal(url, context.allowed_networks) if isinstance(url, str)
+                   else "it must be text")
+        if refusal:
+            raise InvalidNotificationConfig(f"Invalid webhook URL: {refusal}")
         secret = config.get("secret")
         if secret is None:
             secret = new_secret()
