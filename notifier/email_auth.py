@@ -99,7 +99,7 @@ def authorize(session: Session, repository: str, address: str, *, settings: Sett
     if record is None:
         record = AuthorizedEmail(repository=repository, email=address, confirmed=False)
         session.add(record)
-    code = secrets.token_urlsafe(CODE_BYTES)
+    code = _new_code()
     record.code_hash = hash_code(code)
     record.code_expires_at = (now or utcnow()) + timedelta(seconds=settings.email_code_ttl_s)
     session.flush()
@@ -154,3 +154,11 @@ def _find(session: Session, repository: str, address: str) -> AuthorizedEmail | 
         select(AuthorizedEmail).where(AuthorizedEmail.repository == repository,
                                       AuthorizedEmail.email == address)
     ).first()
+
+
+def _new_code() -> str:
+    """A confirmation code that never starts with '-': `notifier email confirm CODE` would
+    read it as an option (one code in 64 did)."""
+    while (code := secrets.token_urlsafe(CODE_BYTES)).startswith("-"):
+        pass
+    return code

@@ -170,3 +170,9 @@ def test_nothing_is_stored_when_the_mail_cannot_be_sent(factory, unique_repo, se
         with transaction(factory) as session:
             authorize(session, unique_repo, ADDRESS, settings=settings, mailer=unreachable)
     assert stored(factory, unique_repo) == []
+
+
+def test_a_confirmation_code_never_starts_like_an_option():
+    from notifier.email_auth import _new_code
+
+    assert not any(_new_code().startswith("-") for _ in range(2000))  # 1 in 64 would
