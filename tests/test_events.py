@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -217,14 +216,11 @@ def test_every_build_event_applies_ref_regex(event):
 
 @pytest.mark.parametrize("pattern", ["refs/(heads", "[a-", "*main", "(?P<x"])
 def test_an_invalid_ref_regex_is_refused_quoting_the_error(pattern):
-    with pytest.raises(re.error) as compiled:
-        re.compile(pattern)
-
     with pytest.raises(InvalidNotificationConfig) as caught:
         get_event("build_success").validate_event_config({"ref-regex": pattern})
 
-    assert str(compiled.value) in str(caught.value)
-    assert repr(pattern) in str(caught.value)
+    assert str(caught.value).startswith(f"Invalid ref-regex {pattern!r}: ")
+    assert "RE2 syntax" in str(caught.value)
 
 
 def test_a_ref_regex_that_is_not_text_is_refused():
