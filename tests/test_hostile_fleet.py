@@ -4,7 +4,10 @@ bounded step, while everyone else's notifications keep being delivered."""
 
 from __future__ import annotations
 
+import psutil
 import pytest
+
+from tests.receivers import RawReceiver, gzip_bomb_answer
 
 pytestmark = pytest.mark.fleet
 
@@ -37,3 +40,54 @@ def test_a_pathological_ref_regex_does_not_stall_the_fan_out(redis_fleet, receiv
         assert other.requests == []
     finally:
         other.close()
+
+
+def worker_rss(fleet, name: str = "delivery") -> int:
+    process = psutil.Process(fleet.group.processes[name].pid)
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+
+def test_a_gzip_bomb_costs_one_bounded_attempt(redis_fleet, receiver, unique_repo):
+    bomb = RawReceiver(gzip_bomb_answer(1 << 30))  # 1 MiB on the wire, 1 GiB inflated
+    try:
+        hostile = redis_fleet.add_notification(unique_repo, bomb.url)
+        bystander = redis_fleet.add_notification(f"{unique_repo}-other", receiver.url)
+        before = worker_rss(redis_fleet)
+
+        redis_fleet.producer.publish(unique_repo, "repo_push", {"updated_tags": ["v1"]})
+        redis_fleet.producer.publish(f"{unique_repo}-other", "repo_push",
+                                     {"updated_tags": ["v1"]})
+
+        [delivery] = redis_fleet.wait_for_state(hostile.uuid, {"delivered"})
+        redis_fleet.wait_for_state(bystander.uuid, {"delivered"})
+        grown_mib = (worker_rss(redis_fleet) - before) / 2**20
+        [attempt] = redis_fleet.attempts(delivery.id)
+        assert len(attempt.response_excerpt) == 2048 and "\x00" not in attempt.response_excerpt
+        assert grown_mib < 100, f"the delivery worker grew by {grown_mib:.0f} MiB"
+    finally:
+        bomb.close()
+
+
+def test_a_byte_dripping_receiver_costs_one_bounded_attempt_each_time(redis_fleet, receiver,
+                                                                      unique_repo):
+    body = b"x" * 200
+    drip = RawReceiver(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+                       drip_s=0.1)  # 20 s to answer in full, a byte well within any timeout
+    try:
+        hostile = redis_fleet.add_notification(unique_repo, drip.url)
+        bystander = redis_fleet.add_notification(f"{unique_repo}-other", receiver.url)
+
+        redis_fleet.producer.publish(unique_repo, "repo_push", {"updated_tags": ["v1"]})
+        redis_fleet.producer.publish(f"{unique_repo}-other", "repo_push",
+                                     {"updated_tags": ["v1"]})
+
+        redis_fleet.wait_for_state(bystander.uuid, {"delivered"})
+        [delivery] = redis_fleet.wait_for_state(hostile.uuid, {"failed"}, timeout_s=60)
+        attempts = redis_fleet.attempts(delivery.id)
+        timeout_s = redis_fleet.settings.send_timeout_s
+        assert [a.error_kind for a in attempts] == ["timeout"] * redis_fleet.settings.max_attempts
+        assert all(a.error.startswith(f"no complete answer within {timeout_s:g} s")
+                   for a in attempts)
+        assert all(a.duration_ms < (timeout_s + 3) * 1000 for a in attempts)  # not 20 s
+    finally:
+        drip.close()
