@@ -91,3 +91,45 @@ def test_a_byte_dripping_receiver_costs_one_bounded_attempt_each_time(redis_flee
         assert all(a.duration_ms < (timeout_s + 3) * 1000 for a in attempts)  # not 20 s
     finally:
         drip.close()
+
+
+def test_an_oversized_body_template_is_refused_by_the_api_and_by_the_worker(redis_fleet,
+                                                                           receiver, unique_repo):
+    import json
+
+    import requests
+    from sqlalchemy import update
+
+    from notifier.db import transaction
+    from notifier.models import Notification
+
+    namespace = unique_repo.split("/")[0]
+    redis_fleet.cli("directory", "user", "add", namespace)
+    token = redis_fleet.cli("token", "create", "--user", namespace)
+    api = redis_fleet.start_api()
+    template = json.dumps({"text": "${repository} " * 35_000})  # ~500 KB: under the body limit
+
+    answer = requests.post(
+        f"{api}/api/v1/repository/{unique_repo}/notification/", timeout=60,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"event": "repo_push", "method": "webhook",
+              "config": {"url": receiver.url, "template": template}})
+
+    assert answer.status_code == 400
+    assert answer.json()["error_message"].startswith("Invalid body template: ")
+    assert "at most 16384" in answer.json()["error_message"]
+
+    # One stored before the bound (written straight to the table) fails at once, for good.
+    hostile = redis_fleet.add_notification(unique_repo, receiver.url)
+    with transaction(redis_fleet.factory) as session:
+        session.execute(update(Notification).where(Notification.uuid == hostile.uuid).values(
+            config={**hostile.config, "template": json.dumps({"t": "${repository} " * 90_000})}))
+    bystander = redis_fleet.add_notification(f"{unique_repo}-other", receiver.url)
+    redis_fleet.producer.publish(unique_repo, "repo_push", {"updated_tags": ["v1"]})
+    redis_fleet.producer.publish(f"{unique_repo}-other", "repo_push", {"updated_tags": ["v1"]})
+
+    [delivery] = redis_fleet.wait_for_state(hostile.uuid, {"failed"})
+    redis_fleet.wait_for_state(bystander.uuid, {"delivered"})
+    [attempt] = redis_fleet.attempts(delivery.id)
+    assert attempt.error_kind == "invalid_template" and "at most 16384" in attempt.error
+    assert len(receiver.requests) == 1  # the bystander's
