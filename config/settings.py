@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_max_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # hostile input: rate limits (uses per requester or address per hour) and caps
+    email_confirmations_per_address_per_hour: int = Field(3, ge=1)
+    email_confirmations_per_requester_per_hour: int = Field(20, ge=1)
+    test_notifications_per_requester_per_hour: int = Field(60, ge=1)
+    redeliveries_per_requester_per_hour: int = Field(60, ge=1)
+    redelivery_max_deliveries: int = Field(1000, ge=1)  # deliveries one bulk redelivery sends
+    max_notifications_per_repository: int = Field(100, ge=1)
+
     # TLS for outgoing HTTPS: our client certificate, and whom we trust
     webhook_client_cert: str | None = None
     webhook_client_key: str | None = None

@@ -89,6 +89,12 @@ def forget_namespace(session: Session, namespace: str) -> None:
             model.repository.startswith(f"{namespace}/", autoescape=True)))
 
 
+def namespace_exists(session: Session, name: str) -> bool:
+    """Whether a user or an organization holds ``name``."""
+    return any(session.scalar(select(model.id).where(model.name == name)) is not None
+               for model in (User, Organization))
+
+
 def find_user(session: Session, name: str) -> User:
     """The user called ``name``; NotFound otherwise."""
     user = session.scalar(select(User).where(User.name == name))

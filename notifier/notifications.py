@@ -19,9 +19,15 @@ if TYPE_CHECKING:
 
 def create_notification(session: Session, repository: str, event: str, method: str,
                         config: Any, event_config: Any = None, title: str | None = None, *,
-                        allowed_networks: tuple[Network, ...] = ()) -> Notification:
-    """Validate and store a notification; raises InvalidInput subclasses with Quay's messages."""
+                        allowed_networks: tuple[Network, ...] = (),
+                        max_per_repository: int | None = None) -> Notification:
+    """Validate and store a notification; raises InvalidInput subclasses with Quay's messages.
+
+    ``max_per_repository``: refuse a repository that already has that many.
+    """
     split_repository(repository)
+    if max_per_repository is not None:
+        _check_room(session, repository, max_per_repository)
     event_type = get_event(event)
     handler = get_method(method)
     if not isinstance(config, dict):
@@ -43,6 +49,15 @@ def create_notification(session: Session, repository: str, event: str, method: s
     session.add(notification)
     session.flush()
     return notification
+
+
+def _check_room(session: Session, repository: str, most: int) -> None:
+    count = session.scalar(select(func.count()).select_from(Notification)
+                           .where(Notification.repository == repository))
+    if count >= most:
+        raise InvalidNotificationConfig(
+            f"Repository {repository} already has {count} notifications, the most allowed "
+            "(NOTIFIER_MAX_NOTIFICATIONS_PER_REPOSITORY); delete one first")
 
 
 def get_notification(session: Session, uuid: str) -> Notification:

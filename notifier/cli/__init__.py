@@ -78,10 +78,13 @@ def notification_add(repository, event, method, config_json, event_config_json, 
 
     config = _json_option(config_json, "--config")
     event_config = _json_option(event_config_json, "--event-config")
-    allowed = parse_networks(get_settings().allowed_networks)
+    settings = get_settings()
+    allowed = parse_networks(settings.allowed_networks)
     with transaction(_factory()) as session:
-        created = create_notification(session, repository, event, method, config,
-                                      event_config, title, allowed_networks=allowed)
+        created = create_notification(
+            session, repository, event, method, config, event_config, title,
+            allowed_networks=allowed,
+            max_per_repository=settings.max_notifications_per_repository)
         click.echo(created.uuid)
 
 
