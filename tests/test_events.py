@@ -333,3 +333,15 @@ def test_data_accepted_at_publish_can_be_filtered(event, event_config, data):
     except InvalidEventData:
         return  # refusing it at publish time is a fine answer too
     assert get_event(event).passes(event_config, data) in (True, False)
+
+
+@pytest.mark.parametrize(("repository", "says"), [
+    ("acme/we\x00b", "control characters"),
+    ("acme/web\x1b[31m", "control characters"),
+    ("ac\u202eme/web", "control characters"),  # right-to-left override
+    ("a" * 256 + "/web", "at most 255 characters each"),
+    ("acme/" + "w" * 256, "at most 255 characters each"),
+])
+def test_a_repository_name_with_control_characters_or_too_long_is_refused(repository, says):
+    with pytest.raises(InvalidInput, match=says):
+        validate_event(repository, "repo_push", {"updated_tags": ["v1"]})
