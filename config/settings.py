@@ -164,6 +164,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_smtp_login(self):
+        if self.smtp_username and self.smtp_password and self.smtp_security == "none":
+            raise ValueError("NOTIFIER_SMTP_USERNAME and NOTIFIER_SMTP_PASSWORD would be sent in "
+                             "plain text: set NOTIFIER_SMTP_SECURITY to starttls or tls")
+        return self
+
+    @model_validator(mode="after")
     def _check_visibility(self):
         longest_attempt_s = self.send_timeout_s + ATTEMPT_OVERHEAD_S
         if self.visibility_timeout_s <= longest_attempt_s:

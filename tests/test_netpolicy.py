@@ -30,6 +30,8 @@ FORBIDDEN = [
     "169.254.169.254",  # cloud metadata
     "fe80::1",
     "fc00::1",
+    "fec0::1",  # IPv6 site-local
+    "feff:ffff::1",  # the end of fec0::/10
     "0.0.0.0",
     "::",
     "224.0.0.1",
