@@ -260,6 +260,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(255))  # the service's name, or the user's
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]  # none: until revoked
 
 
 class RateLimitWindow(Base):

@@ -1,4 +1,4 @@
-"""rate limits
+"""rate limits, token expiry
 
 Revision ID: 0007
 Revises: 0004
@@ -21,7 +21,11 @@ def upgrade() -> None:
         sa.Column('used', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('key_hash'),
     )
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_column('expires_at')
     op.drop_table('rate_limit_windows')
