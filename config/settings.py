@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(3600.0, gt=0)
     retention_batch: int = Field(1000, ge=1)
 
+    # hostile input: rate limits (uses per requester or address per hour) and caps
+    email_confirmations_per_address_per_hour: int = Field(3, ge=1)
+    email_confirmations_per_requester_per_hour: int = Field(20, ge=1)
+    test_notifications_per_requester_per_hour: int = Field(60, ge=1)
+    redeliveries_per_requester_per_hour: int = Field(60, ge=1)
+    redelivery_max_deliveries: int = Field(1000, ge=1)  # deliveries one bulk redelivery sends
+    max_notifications_per_repository: int = Field(100, ge=1)
+
     # TLS for outgoing HTTPS: our client certificate, and whom we trust
     webhook_client_cert: str | None = None
     webhook_client_key: str | None = None
@@ -173,6 +181,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "NOTIFIER_WEBHOOK_CLIENT_CERT and NOTIFIER_WEBHOOK_CLIENT_KEY are not a "
                     f"usable certificate and key pair: {exc.strerror or exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_smtp_login(self):
+        if self.smtp_username and self.smtp_password and self.smtp_security == "none":
+            raise ValueError("NOTIFIER_SMTP_USERNAME and NOTIFIER_SMTP_PASSWORD would be sent in "
+                             "plain text: set NOTIFIER_SMTP_SECURITY to starttls or tls")
         return self
 
     @model_validator(mode="after")

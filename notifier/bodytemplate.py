@@ -18,12 +18,19 @@ A template is checked once, when the notification is created: the text must be J
 expression a non-empty path that parses, or InvalidNotificationConfig says what is wrong.
 Compiling turns the document into a tree of small nodes that ``apply`` walks; nothing is parsed
 when a template is applied.
+
+Templates are anyone's input, compiled in the API and in every worker, so everything is bounded:
+the text (MAX_TEMPLATE_BYTES), the number and length of expressions (which bound the compile
+time), the compiled templates a process keeps (CACHE_TEMPLATE_BYTES of template text), and what
+one event renders to (MAX_RENDERED_BYTES, counted as it is produced).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -39,11 +46,39 @@ NO_MATCH_TEXT = "(none)"
 MATCH_SEPARATOR = ", "
 ERROR_PREFIX = "Invalid body template: "
 MAX_EXPRESSION_SHOWN = 80  # characters of a bad expression quoted in an error message
+MAX_TEMPLATE_BYTES = 16 * 1024  # a template's text, UTF-8 encoded
+MAX_EXPRESSIONS = 100  # ${...} in one template: each costs a parse (milliseconds)
+MAX_EXPRESSION_CHARS = 256  # inside one ${...}
+MAX_RENDERED_BYTES = 1024 * 1024  # the JSON body one event renders to
+CACHE_TEMPLATE_BYTES = 256 * 1024  # template text whose compiled form a process keeps
+MAX_DEPTH = 64  # objects and lists nested in one another
 
 
 class Node(Protocol):
-    def render(self, data: Any) -> Any:
-        """This part of the document with the event data filled in."""
+    def render(self, data: Any, budget: _Budget) -> Any:
+        """This part of the document with the event data filled in; text built is charged to
+        ``budget``."""
+
+
+class OutputTooLarge(InvalidNotificationConfig):
+    """What a template renders to for one event passes MAX_RENDERED_BYTES."""
+
+    def __init__(self):
+        super().__init__(f"{ERROR_PREFIX}its output for this event is larger than "
+                         f"{MAX_RENDERED_BYTES} bytes")
+
+
+class _Budget:
+    """Bytes of output left; rendering stops as soon as it is spent."""
+
+    def __init__(self, max_bytes: int):
+        self.left = max_bytes
+
+    def spend(self, text: str) -> str:
+        self.left -= len(text.encode("utf-8", "surrogatepass"))
+        if self.left < 0:
+            raise OutputTooLarge()
+        return text
 
 
 @dataclass(frozen=True)
@@ -53,29 +88,77 @@ class Template:
     root: Node
 
     def apply(self, event_data: Any) -> Any:
-        """The document with every expression replaced by its value from ``event_data``."""
-        return self.root.render(event_data)
+        """The document with every expression replaced by its value from ``event_data``.
+
+        OutputTooLarge when the text it builds passes MAX_RENDERED_BYTES.
+        """
+        return self.root.render(event_data, _Budget(MAX_RENDERED_BYTES))
+
+    def render_body(self, event_data: Any) -> bytes:
+        """``apply`` serialised as compact JSON (the bytes that are signed and sent), counted as
+        it is written: OutputTooLarge past MAX_RENDERED_BYTES."""
+        document = self.apply(event_data)
+        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+        written = _Budget(MAX_RENDERED_BYTES)  # a value the document holds many times counts each
+        return "".join(written.spend(chunk) for chunk in encoder.iterencode(document)).encode()
 
 
 def compile_template(text: Any) -> Template:
     """Check and compile a template stored as JSON text (InvalidNotificationConfig if bad)."""
     if not isinstance(text, str):
         raise InvalidNotificationConfig(ERROR_PREFIX + "must be a string of JSON text")
-    return _compile_text(text)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TEMPLATE_BYTES:
+        raise InvalidNotificationConfig(
+            f"{ERROR_PREFIX}{size} bytes, at most {MAX_TEMPLATE_BYTES}")
+    expressions = EXPRESSION.findall(text)
+    if len(expressions) > MAX_EXPRESSIONS:
+        raise InvalidNotificationConfig(
+            f"{ERROR_PREFIX}{len(expressions)} expressions, at most {MAX_EXPRESSIONS}")
+    return _CACHE.get(text)
 
 
 # --- compiling ------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=256)
+class _CompiledCache:
+    """Compiled templates by text, least recently used out, bounded by their text's size (a
+    compiled template takes tens of times its text): a worker applies the same few templates
+    again and again."""
+
+    def __init__(self, max_text_bytes: int):
+        self.max_text_bytes = max_text_bytes
+        self._entries: OrderedDict[str, Template] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Template:
+        with self._lock:
+            if text in self._entries:
+                self._entries.move_to_end(text)
+                return self._entries[text]
+        template = _compile_text(text)
+        with self._lock:
+            if text not in self._entries:
+                self._entries[text] = template
+                self._bytes += len(text)
+            while self._bytes > self.max_text_bytes and len(self._entries) > 1:
+                evicted, _ = self._entries.popitem(last=False)
+                self._bytes -= len(evicted)
+            return self._entries.get(text, template)
+
+
+_CACHE = _CompiledCache(CACHE_TEMPLATE_BYTES)
+
+
 def _compile_text(text: str) -> Template:
-    """Compiled once per template text: a worker applies the same few templates again and again."""
     try:
         document = json.loads(text, parse_constant=_refuse_constant)
         return Template(_compile_node(document))
     except json.JSONDecodeError as exc:
         raise InvalidNotificationConfig(f"{ERROR_PREFIX}not JSON: {exc}") from None
     except RecursionError:
-        raise InvalidNotificationConfig(ERROR_PREFIX + "nested too deeply") from None
+        raise InvalidNotificationConfig(
+            f"{ERROR_PREFIX}nested too deeply (at most {MAX_DEPTH} levels)") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -83,11 +166,14 @@ def _refuse_constant(name: str) -> Any:
     raise InvalidNotificationConfig(f"{ERROR_PREFIX}not JSON: {name} is not a JSON value")
 
 
-def _compile_node(value: Any) -> Node:
+def _compile_node(value: Any, depth: int = 0) -> Node:
+    if depth > MAX_DEPTH:
+        raise RecursionError  # reported as "nested too deeply"
     if isinstance(value, dict):
-        return _Object(tuple((_compile_key(k), _compile_node(v)) for k, v in value.items()))
+        return _Object(tuple((_compile_key(k), _compile_node(v, depth + 1))
+                             for k, v in value.items()))
     if isinstance(value, list):
-        return _List(tuple(_compile_node(item) for item in value))
+        return _List(tuple(_compile_node(item, depth + 1) for item in value))
     if isinstance(value, str):
         return _compile_value_string(value)
     return _Literal(value)
@@ -121,6 +207,8 @@ def _compile_path(expression: str) -> JSONPath:
     """Parse one ``${...}`` expression; the error names it and says what is wrong, on one line."""
     if not expression.strip():
         raise InvalidNotificationConfig(ERROR_PREFIX + "empty expression ${}")
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise _path_error(expression, f"longer than {MAX_EXPRESSION_CHARS} characters")
     if any(token.type == "&" for token in _tokens(expression)):
         # jsonpath-ng parses it but every evaluation raises NotImplementedError
         raise _path_error(expression, "the & (intersection) operator is not supported")
@@ -154,7 +242,7 @@ class _Literal:
 
     value: Any
 
-    def render(self, data: Any) -> Any:
+    def render(self, data: Any, budget: _Budget) -> Any:
         return self.value
 
 
@@ -164,7 +252,7 @@ class _Value:
 
     path: JSONPath
 
-    def render(self, data: Any) -> Any:
+    def render(self, data: Any, budget: _Budget) -> Any:
         values = _matches(self.path, data)
         if not values:
             return None
@@ -177,8 +265,9 @@ class _Text:
 
     parts: tuple[str | JSONPath, ...]
 
-    def render(self, data: Any) -> str:
-        return "".join(part if isinstance(part, str) else _matches_text(_matches(part, data))
+    def render(self, data: Any, budget: _Budget) -> str:
+        return "".join(budget.spend(part if isinstance(part, str)
+                                    else _matches_text(_matches(part, data)))
                        for part in self.parts)
 
 
@@ -186,16 +275,16 @@ class _Text:
 class _Object:
     items: tuple[tuple[Node, Node], ...]
 
-    def render(self, data: Any) -> dict[str, Any]:
-        return {key.render(data): value.render(data) for key, value in self.items}
+    def render(self, data: Any, budget: _Budget) -> dict[str, Any]:
+        return {key.render(data, budget): value.render(data, budget) for key, value in self.items}
 
 
 @dataclass(frozen=True)
 class _List:
     items: tuple[Node, ...]
 
-    def render(self, data: Any) -> list[Any]:
-        return [item.render(data) for item in self.items]
+    def render(self, data: Any, budget: _Budget) -> list[Any]:
+        return [item.render(data, budget) for item in self.items]
 
 
 def _matches(path: JSONPath, data: Any) -> list[Any]:

@@ -26,10 +26,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping: it costs a round trip per checkout. A connection found dead fails its
         # statement, which invalidates the pool; ``reconnecting`` runs the unit of work again.
-        return create_engine(parsed, pool_size=10, max_overflow=10)
+        # hide_parameters: error texts must not quote configs (secrets).
+        return create_engine(parsed, pool_size=10, max_overflow=10, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                           hide_parameters=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine

@@ -15,6 +15,9 @@ from sqlalchemy.orm import Session
 from notifier.errors import InvalidInput, NotFound
 from notifier.events import split_repository
 from notifier.models import (
+    AuthorizedEmail,
+    Event,
+    Notification,
     Organization,
     OrganizationAdmin,
     RepositoryPermission,
@@ -62,15 +65,34 @@ def save_organization(session: Session, name: str, *, email: str | None = None,
 
 
 def remove_user(session: Session, name: str) -> None:
-    """Delete user ``name`` with its memberships, grants and in-app notifications."""
+    """Delete user ``name`` with its memberships, grants, tokens and in-app notifications, and
+    everything of its namespace's repositories (see ``forget_namespace``)."""
     session.delete(find_user(session, name))
+    forget_namespace(session, name)
     session.flush()
 
 
 def remove_organization(session: Session, name: str) -> None:
-    """Delete organization ``name`` with its teams, their grants and its in-app notifications."""
+    """Delete organization ``name`` with its teams, their grants and its in-app notifications,
+    and everything of its namespace's repositories (see ``forget_namespace``)."""
     session.delete(find_organization(session, name))
+    forget_namespace(session, name)
     session.flush()
+
+
+def forget_namespace(session: Session, namespace: str) -> None:
+    """Delete what the repositories ``namespace/...`` own: notifications (their secrets) with
+    their deliveries, events, e-mail authorizations and permissions. Whoever gets the name
+    next starts with none of it, and cannot read the webhook secrets of the one before."""
+    for model in (Notification, Event, AuthorizedEmail, RepositoryPermission):
+        session.execute(delete(model).where(
+            model.repository.startswith(f"{namespace}/", autoescape=True)))
+
+
+def namespace_exists(session: Session, name: str) -> bool:
+    """Whether a user or an organization holds ``name``."""
+    return any(session.scalar(select(model.id).where(model.name == name)) is not None
+               for model in (User, Organization))
 
 
 def find_user(session: Session, name: str) -> User:

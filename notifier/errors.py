@@ -12,6 +12,7 @@ schedule, a PermanentDeliveryError ends the delivery at once.
     ├── NotFound                      a notification, event or delivery that does not exist
     ├── BrokerUnavailable             the broker did not take a message; nothing was enqueued
     ├── DatabaseNotReady              the database is unreachable or not migrated
+    ├── RateLimited                   a person asked for too much too often; try again later
     └── DeliveryError                 one attempt to deliver failed
         ├── RetryableDeliveryError    try again later (network error, 5xx, 429, forbidden address)
         └── PermanentDeliveryError    will never work
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidNotificationConfig",
     "NotFound",
     "NotifierError",
+    "RateLimited",
     "PermanentDeliveryError",
     "ReceiverGone",
     "RetryableDeliveryError",
@@ -80,6 +82,14 @@ class BrokerUnavailable(NotifierError):
 
 class DatabaseNotReady(NotifierError):
     """The database cannot be reached or lacks the schema."""
+
+
+class RateLimited(NotifierError):
+    """A rate limit refused the call; ``retry_after_s`` says when one is left again."""
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeliveryError(NotifierError):

@@ -5,6 +5,7 @@ Adding an event is adding one entry to ``EVENTS`` and its folder of message temp
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -234,6 +235,9 @@ def get_event(name: str) -> EventType:
         raise UnknownEvent(str(name)) from None
 
 
+REPOSITORY_PART_MAX = 255  # characters of a namespace, and of a repository's name (as Quay)
+
+
 def split_repository(repository: str) -> tuple[str, str]:
     """``ns/name`` → (ns, name), splitting on the first ``/`` only."""
     if not isinstance(repository, str):
@@ -243,6 +247,11 @@ def split_repository(repository: str) -> tuple[str, str]:
         raise InvalidInput(
             f"repository {repository!r} must be of the form 'namespace/name' without spaces"
         )
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in repository):
+        raise InvalidInput(f"repository {repository[:80]!r} must not contain control characters")
+    if len(namespace) > REPOSITORY_PART_MAX or len(name) > REPOSITORY_PART_MAX:
+        raise InvalidInput(f"repository {repository[:80]!r}...: its namespace and its name may "
+                           f"have at most {REPOSITORY_PART_MAX} characters each")
     return namespace, name
 
 

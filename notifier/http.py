@@ -1,5 +1,11 @@
-"""The one HTTP helper every method sends through: policy, timeout, no redirects, and what a
-response means (delivered, try again, stop).
+"""The one HTTP helper every method sends through: policy, one deadline, no redirects, bounded
+reads, and what a response means (delivered, try again, stop).
+
+Each attempt has one total deadline (the send timeout) that covers resolving the host,
+connecting, the TLS handshake, sending and reading the answer: a watchdog cuts the attempt's
+sockets when it passes, so a receiver that drips one byte at a time, or a resolver that hangs,
+costs one bounded attempt, counted as failed. Only the first EXCERPT_BYTES of an answer are
+read, and a compressed answer is inflated only that far.
 
 Error texts are written here, never copied from requests' exceptions, which quote the URL and
 so any token inside it.
@@ -8,25 +14,40 @@ so any token inside it.
 from __future__ import annotations
 
 import email.utils
+import heapq
+import itertools
 import json
 import re
+import socket
+import threading
 import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from notifier import __version__
 from notifier.errors import PermanentDeliveryError, ReceiverGone, RetryableDeliveryError
-from notifier.netpolicy import (ForbiddenAddress, Network, Unresolvable, resolve,
+from notifier.netpolicy import (ForbiddenAddress, IPAddress, Network, Unresolvable, resolve,
                                 worker_refusal)
 
 EXCERPT_BYTES = 2048
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+RESOLVER_THREADS = 4  # lookups at once per client; a hung resolver costs a thread until it returns
+INFLATED_ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 47}  # zlib wbits for each
+
+Resolver = Callable[[str, int, tuple[Network, ...]], IPAddress]
 
 
 @dataclass(frozen=True)
@@ -36,13 +57,141 @@ class HttpResult:
     duration_ms: int
 
 
+# --- one deadline per attempt -----------------------------------------------------------------
+
+class Deadline:
+    """One attempt's total time; when it passes, every socket the attempt uses is cut."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.at = time.monotonic() + timeout_s
+        self.expired = False
+        self._finished = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.resolved: dict[tuple[str, int], IPAddress] = {}
+
+    def remaining_s(self) -> float:
+        return max(0.001, self.at - time.monotonic())
+
+    def track(self, sock: socket.socket | None) -> None:
+        """A socket this attempt uses: cut at the deadline (at once if it already passed)."""
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            cut_now = self.expired
+        if cut_now:
+            _cut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _cut(sock)
+
+    def finish(self) -> None:
+        """The attempt is over: a late watchdog must not cut a socket another attempt reuses."""
+        with self._lock:
+            self._finished = True
+            self._sockets.clear()
+
+    def error(self, step: str) -> RetryableDeliveryError:
+        return RetryableDeliveryError(
+            "timeout", f"no complete answer within {self.timeout_s:g} s ({step})")
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class Watchdog:
+    """One thread that expires attempts whose deadline has passed."""
+
+    def __init__(self):
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: Deadline) -> None:
+        with self._changed:
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._heap:
+                    self._changed.wait()
+                wait_s = self._heap[0][0] - time.monotonic()
+                if wait_s > 0:
+                    self._changed.wait(wait_s)
+                    continue
+                _, _, deadline = heapq.heappop(self._heap)
+            deadline.expire()
+
+
+_attempt = threading.local()  # the running attempt's Deadline, for the connections it opens
+
+
+def _current_deadline() -> Deadline | None:
+    return getattr(_attempt, "deadline", None)
+
+
+class _DeadlineConnection(HTTPConnection):
+    """Hands its sockets to the running attempt's deadline: new ones and reused ones."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        deadline = _current_deadline()
+        if deadline is not None:
+            deadline.track(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = _current_deadline()
+        if deadline is not None:
+            deadline.track(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnection, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
 class PolicyAdapter(HTTPAdapter):
     """Connects to the address the network policy checked, keeping Host, SNI and cert checks."""
 
-    def __init__(self, allowed: tuple[Network, ...], *, https: bool):
-        super().__init__(max_retries=0)
+    def __init__(self, allowed: tuple[Network, ...], *, https: bool,
+                 resolver: Resolver = resolve):
         self._allowed = allowed
         self._https = https
+        self._resolver = resolver
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool,
+                                                   "https": _DeadlineHTTPSPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
@@ -58,25 +207,36 @@ class PolicyAdapter(HTTPAdapter):
         if self._https:
             pool_kwargs["assert_hostname"] = hostname
             pool_kwargs["server_hostname"] = hostname
-        ip = resolve(hostname, port, self._allowed)
+        deadline = _current_deadline()
+        ip = deadline.resolved.get((hostname, port)) if deadline else None
+        if ip is None:
+            ip = self._resolver(hostname, port, self._allowed)
         host_params["host"] = f"[{ip}]" if ip.version == 6 else str(ip)
         return host_params, pool_kwargs
 
 
 class HttpClient:
-    """POSTs JSON under the network policy; raises DeliveryError subclasses on failure."""
+    """POSTs JSON under the network policy; raises DeliveryError subclasses on failure.
+
+    ``resolver`` (host, port, allowed networks → checked address) is the network policy's
+    lookup; tests inject a slow one.
+    """
 
     def __init__(self, *, timeout_s: float, allowed: tuple[Network, ...], user_agent: str,
                  retry_after_max_s: float, client_cert: tuple[str, str] | None = None,
-                 verify: bool | str = True):
+                 verify: bool | str = True, resolver: Resolver = resolve):
         self.timeout_s = timeout_s
         self.retry_after_max_s = retry_after_max_s
-        self.allowed = allowed
+        self._allowed = allowed
+        self._resolver = resolver
+        self._lookups = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="http-dns")
+        self._watchdog = Watchdog()
         self.session = requests.Session()
         self.session.trust_env = False
-        self.session.mount("http://", PolicyAdapter(allowed, https=False))
-        self.session.mount("https://", PolicyAdapter(allowed, https=True))
+        self.session.mount("http://", PolicyAdapter(allowed, https=False, resolver=resolver))
+        self.session.mount("https://", PolicyAdapter(allowed, https=True, resolver=resolver))
         self.session.headers["User-Agent"] = f"{user_agent}/{__version__}"
+        self.session.headers["Accept-Encoding"] = "identity"
         self.client_cert = client_cert
         self.session.verify = verify
 
@@ -88,33 +248,58 @@ class HttpClient:
         """
         check_url(url)
         started = time.monotonic()
+        deadline = Deadline(self.timeout_s)
+        self._watchdog.watch(deadline)
+        _attempt.deadline = deadline
         try:
-            response = self.session.post(
-                url, data=body, timeout=self.timeout_s, allow_redirects=False,
-                headers={"Content-Type": "application/json", **(headers or {})},
-                cert=self.client_cert if present_client_cert else None,
-            )
+            self._resolve_within(url, deadline)
+            status, response_headers, excerpt = self._exchange(
+                url, body, headers, deadline, present_client_cert)
+            if deadline.expired:  # cut mid-answer: what arrived may parse, but it is not whole
+                raise deadline.error("reading the answer")
+        finally:
+            _attempt.deadline = None
+            deadline.finish()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return self._classify(status, response_headers, excerpt, duration_ms)
+
+    def _resolve_within(self, url: str, deadline: Deadline) -> None:
+        """Resolve and check the host before the deadline (getaddrinfo has no timeout)."""
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        lookup = self._lookups.submit(self._resolver, host, port, self._allowed)
+        try:
+            deadline.resolved[(host, port)] = lookup.result(timeout=deadline.remaining_s())
+        except FutureTimeout:
+            lookup.cancel()
+            raise deadline.error("resolving the host") from None
         except Unresolvable as exc:
             raise RetryableDeliveryError("dns", str(exc)) from None
         except ForbiddenAddress as exc:
             raise RetryableDeliveryError("forbidden_address",
-                                         worker_refusal(exc, self.allowed)) from None
-        except requests.Timeout:
-            raise RetryableDeliveryError(
-                "timeout", f"no answer within {self.timeout_s:g} s"
-            ) from None
-        except requests.exceptions.SSLError:
-            raise RetryableDeliveryError("tls", "TLS handshake or certificate check failed") from None
-        except requests.ConnectionError:
-            raise RetryableDeliveryError("connection", "could not connect to the receiver") from None
-        except requests.RequestException as exc:
-            raise RetryableDeliveryError("request", f"request failed: {type(exc).__name__}") from None
-        duration_ms = int((time.monotonic() - started) * 1000)
-        return self._classify(response, duration_ms)
+                                         worker_refusal(exc, self._allowed)) from None
 
-    def _classify(self, response: requests.Response, duration_ms: int) -> HttpResult:
-        excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
-        status = response.status_code
+    def _exchange(self, url: str, body: bytes, headers: dict[str, str] | None,
+                  deadline: Deadline, present_client_cert: bool
+                  ) -> tuple[int, CaseInsensitiveDict, str]:
+        """Send and read the status, headers and the answer's excerpt, within the deadline."""
+        request = self.session.prepare_request(requests.Request(
+            "POST", url, data=body, headers={"Content-Type": "application/json", **(headers or {})}))
+        try:
+            # The adapter itself, not session.post: even with allow_redirects=False, requests
+            # reads a redirect's whole answer (decompressed) to look at where it points.
+            response = self.session.get_adapter(url).send(
+                request, stream=True, timeout=deadline.remaining_s(), verify=self.session.verify,
+                cert=self.client_cert if present_client_cert else None)
+        except requests.RequestException as exc:
+            raise _request_error(exc, deadline) from None
+        try:
+            return response.status_code, response.headers, _read_excerpt(response, deadline)
+        finally:
+            response.close()  # an answer not read to its end closes its connection
+
+    def _classify(self, status: int, headers: CaseInsensitiveDict, excerpt: str,
+                  duration_ms: int) -> HttpResult:
         if 200 <= status < 300:
             return HttpResult(status, excerpt, duration_ms)
         details = dict(status_code=status, response_excerpt=excerpt)
@@ -122,13 +307,55 @@ class HttpClient:
             raise ReceiverGone("gone", "receiver answered 410 Gone", **details)
         retry_after_s = None
         if status in RETRY_AFTER_STATUSES:
-            retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after_s = parse_retry_after(headers.get("Retry-After"))
             if retry_after_s is not None:
                 retry_after_s = min(retry_after_s, self.retry_after_max_s)
         kind = "redirect" if 300 <= status < 400 else "http_status"
         raise RetryableDeliveryError(
             kind, f"receiver answered HTTP {status}", retry_after_s=retry_after_s, **details
         )
+
+
+def _request_error(exc: requests.RequestException, deadline: Deadline) -> RetryableDeliveryError:
+    """What a failed request means, in our words (requests' own quote the URL)."""
+    if deadline.expired or isinstance(exc, requests.Timeout):
+        return deadline.error("connecting, sending or reading the answer")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return RetryableDeliveryError("tls", "TLS handshake or certificate check failed")
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableDeliveryError("connection", "could not connect to the receiver")
+    return RetryableDeliveryError("request", f"request failed: {type(exc).__name__}")
+
+
+def _read_excerpt(response: requests.Response, deadline: Deadline) -> str:
+    """The first EXCERPT_BYTES of the answer, inflated no further than that, as text.
+
+    A deadline that passes while reading fails the attempt; an answer that breaks off
+    otherwise keeps what arrived.
+    """
+    try:
+        data = response.raw.read(EXCERPT_BYTES, decode_content=False) or b""
+        if len(data) == EXCERPT_BYTES:
+            response.raw.read(1, decode_content=False)  # at its end, the connection is reused
+    except (urllib3.exceptions.HTTPError, OSError):
+        if deadline.expired:
+            raise deadline.error("reading the answer") from None
+        data = b""
+    text = _inflate(data, response.headers.get("Content-Encoding", "")).decode("utf-8", "replace")
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")  # PostgreSQL text holds no NUL
+
+
+def _inflate(data: bytes, encoding: str) -> bytes:
+    """``data`` decompressed to at most EXCERPT_BYTES; an unknown encoding is named instead."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in INFLATED_ENCODINGS:
+        return f"({encoding}-encoded answer not shown)".encode()
+    try:
+        return zlib.decompressobj(INFLATED_ENCODINGS[encoding]).decompress(data, EXCERPT_BYTES)
+    except zlib.error:
+        return f"({encoding}-encoded answer that does not decompress)".encode()
 
 
 def encode_body(data: Any) -> bytes:

@@ -24,6 +24,7 @@ DISABLED_KIND = "notification_disabled"
 # Names the synthetic delivery id of one disable event, so a repeated notice adds nothing.
 DISABLED_NOTICE_NAMESPACE = uuid.UUID("3b8f1c2e-5a4d-4f6e-9c7b-2d1e0f9a8b76")
 INBOX_LIMIT_MAX = 100
+INBOX_PAGE_MAX = 100_000  # pages past it would overflow an OFFSET long before they hold anything
 
 
 def store_notifications(session: Session, recipients: Iterable[User | Organization], *,
@@ -46,8 +47,8 @@ def list_inbox(session: Session, user_name: str, *, page: int = 1, limit: int = 
                dismissed: bool | None = None) -> tuple[list[dict[str, Any]], bool]:
     """One page of what ``user_name`` sees, newest first, and whether more pages follow
     (only the dismissed, or only the undismissed, ones when ``dismissed`` is given)."""
-    if not (isinstance(page, int) and page >= 1):
-        raise InvalidInput("page must be a whole number from 1")
+    if not (isinstance(page, int) and 1 <= page <= INBOX_PAGE_MAX):
+        raise InvalidInput(f"page must be a whole number from 1 to {INBOX_PAGE_MAX}")
     if not (isinstance(limit, int) and 1 <= limit <= INBOX_LIMIT_MAX):
         raise InvalidInput(f"limit must be a whole number from 1 to {INBOX_LIMIT_MAX}")
     query = _visible_to(find_user(session, user_name))

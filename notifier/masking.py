@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "****"
 SHOWN = 4
+# A path segment that looks like a token: 16+ URL-safe characters with letters and digits
+# (a word such as "repository-notifications" is not one).
+TOKEN_SEGMENT = re.compile(r"(?=[^/]*[0-9])(?=[^/]*[A-Za-z])[A-Za-z0-9_.~+=%-]{16,}")
 
 
 def mask(value: object) -> str:
@@ -15,7 +19,8 @@ def mask(value: object) -> str:
 
 
 def mask_url(url: str) -> str:
-    """A URL with its password and every query value masked; host and path stay readable."""
+    """A URL with its password, every query value and token-like path segments masked; the
+    host and the rest of the path stay readable."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
@@ -24,4 +29,6 @@ def mask_url(url: str) -> str:
         netloc = f"{user}:{MASK}@{hostport}" if ":" in userinfo else f"{MASK}@{hostport}"
     query = urlencode([(key, mask(value)) for key, value in parse_qsl(parts.query, True)],
                       safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    path = "/".join(mask(segment) if TOKEN_SEGMENT.fullmatch(segment) else segment
+                    for segment in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))

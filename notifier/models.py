@@ -296,6 +296,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(255))  # the service's name, or the user's
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]  # none: until revoked
 
 
 # --- the web UI: sign-in sessions and single-use sign-in links ---------------------------------
@@ -333,3 +334,15 @@ class Heartbeat(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_run_at: Mapped[datetime]
+
+
+
+
+class RateLimitWindow(Base):
+    """How often one key (a requester, an address) used one rate limit in its current window."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of limit + key
+    window_started_at: Mapped[datetime]
+    used: Mapped[int] = mapped_column(Integer, default=0)

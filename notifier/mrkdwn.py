@@ -20,6 +20,12 @@ URL_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "%7C"}
 EDGE_WHITESPACE = " \n"
 
 
+def escape_text(text: str) -> str:
+    """Plain text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped, so nothing in it
+    becomes a mention (``<!channel>``), a link or a disguised link (``<https://x|y>``)."""
+    return text.translate(TEXT_ESCAPES)
+
+
 def html_to_mrkdwn(html: str) -> str:
     """The Slack mrkdwn form of an HTML message."""
     parser = _MrkdwnParser()
@@ -65,7 +71,7 @@ class _MrkdwnParser(HTMLParser):
             self._close(tag)
 
     def handle_data(self, data: str) -> None:
-        self._add(_Chunk(HTML_WHITESPACE.sub(" ", data).translate(TEXT_ESCAPES)))
+        self._add(_Chunk(escape_text(HTML_WHITESPACE.sub(" ", data))))
 
     def finish(self) -> str:
         """Close what the HTML left open and return the message."""

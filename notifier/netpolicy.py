@@ -17,6 +17,10 @@ from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Refused too, though Python counts them global: IPv6 site-local (deprecated, still routed inside
+# some sites).
+REFUSED_NETWORKS = (ipaddress.ip_network("fec0::/10"),)
+
 
 # What a refusal tells people to do, where the refused address is being set up.
 ALLOW_HINT = "NOTIFIER_ALLOWED_NETWORKS allows networks"
@@ -119,7 +123,7 @@ def is_public(ip: IPAddress) -> bool:
         if (candidate.is_private or candidate.is_loopback or candidate.is_link_local
                 or candidate.is_multicast or candidate.is_reserved or candidate.is_unspecified
                 or not candidate.is_global
-                or any(candidate in net for net in EXTRA_BLOCKED_NET_RANGES
+                or any(candidate in net for net in (*EXTRA_BLOCKED_NET_RANGES, *REFUSED_NETWORKS)
                        if net.version == candidate.version)):
             return False
     return True

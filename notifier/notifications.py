@@ -20,12 +20,16 @@ if TYPE_CHECKING:
 
 def create_notification(session: Session, repository: str, event: str, method: str,
                         config: Any, event_config: Any = None, title: str | None = None, *,
-                        allowed_networks: tuple[Network, ...] = ()) -> Notification:
+                        allowed_networks: tuple[Network, ...] = (),
+                        max_per_repository: int | None = None) -> Notification:
     """Validate and store a notification; raises InvalidInput subclasses with Quay's messages.
 
     Each error's ``part`` names the input it is about (see ``_part``).
+    ``max_per_repository``: refuse a repository that already has that many.
     """
     split_repository(repository)
+    if max_per_repository is not None:
+        _check_room(session, repository, max_per_repository)
     with _part("event"):
         event_type = get_event(event)
     with _part("method"):
@@ -101,6 +105,15 @@ def _validated(session: Session, repository: str, event_type: EventType, handler
         stored = handler.validate_config(
             config, CreateContext(repository, allowed_networks, session))
     return {"title": title, "config": stored, "event_config": event_config}
+
+
+def _check_room(session: Session, repository: str, most: int) -> None:
+    count = session.scalar(select(func.count()).select_from(Notification)
+                           .where(Notification.repository == repository))
+    if count >= most:
+        raise InvalidNotificationConfig(
+            f"Repository {repository} already has {count} notifications, the most allowed "
+            "(NOTIFIER_MAX_NOTIFICATIONS_PER_REPOSITORY); delete one first")
 
 
 def get_notification(session: Session, uuid: str) -> Notification:

@@ -17,10 +17,11 @@ REDELIVERABLE = frozenset({DeliveryState.FAILED.value, DeliveryState.SKIPPED.val
 
 def redeliver(session: Session, notification_uuid: str, *, delivery_ids: list[str] | None = None,
               since: datetime | None = None, states: list[str] | None = None,
-              now: datetime | None = None) -> list[DeliveryRef]:
+              now: datetime | None = None, max_count: int | None = None) -> list[DeliveryRef]:
     """Put the matching failed/skipped deliveries back to pending with a full retry schedule.
 
     Returns what to enqueue after commit. The webhook-id (the delivery id) stays the same.
+    ``max_count``: the oldest that many at most.
     """
     states = list(states or REDELIVERABLE)
     if not set(states) <= REDELIVERABLE:
@@ -31,6 +32,8 @@ def redeliver(session: Session, notification_uuid: str, *, delivery_ids: list[st
         chosen = chosen.where(Delivery.id.in_(delivery_ids))
     if since is not None:
         chosen = chosen.where(Delivery.created_at >= since)
+    if max_count is not None:
+        chosen = chosen.order_by(Delivery.created_at, Delivery.id).limit(max_count)
     ids = list(session.scalars(
         update(Delivery)
         .where(Delivery.id.in_(chosen.scalar_subquery()), Delivery.state.in_(states))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import socket
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -86,3 +90,88 @@ class Receiver:
             self.hold.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class RawReceiver:
+    """A receiver that answers every request with ``answer`` (raw HTTP bytes), one byte every
+    ``drip_s`` seconds when set: for receivers that misbehave below HTTP."""
+
+    def __init__(self, answer: bytes, drip_s: float = 0.0):
+        self.answer, self.drip_s = answer, drip_s
+        self.requests = 0
+        self._closed = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                _read_request(conn)
+                self.requests += 1
+                if not self.drip_s:
+                    conn.sendall(self.answer)
+                for byte in (self.answer if self.drip_s else b""):
+                    if self._closed.wait(self.drip_s):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                pass  # the client gave up: what a dripping receiver is for
+
+    def close(self) -> None:
+        self._closed.set()
+        self.sock.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    """Read one request's head and its Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        part = conn.recv(65536)
+        if not part:
+            return
+        data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        part = conn.recv(65536)
+        if not part:
+            return
+        body += part
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb_answer(inflated_bytes: int = 1 << 30, status: int = 200) -> bytes:
+    """An HTTP answer whose gzip body inflates to ``inflated_bytes`` of zeros (~1 MiB a GiB).
+
+    Built from one compressed MiB repeated: a full flush resets the compressor, so every
+    segment is the same bytes (compressing a GiB here would take half a minute).
+    """
+    block, count = bytes(1 << 20), inflated_bytes >> 20
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    segment = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(block, crc)
+    body = (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + segment * count + packer.flush()
+            + struct.pack("<II", crc, (count << 20) & 0xFFFFFFFF))
+    return (f"HTTP/1.1 {status} OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body

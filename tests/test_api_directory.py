@@ -197,7 +197,7 @@ def test_deleting_an_organization_removes_its_teams(api):
 
     assert rows(api, select(Organization.name)) == []
     assert rows(api, select(Team.name)) == []
-    assert roles(api, "acme/web") == [("rita", None, "read")]
+    assert roles(api, "acme/web") == []  # rita's own grant too: a new acme must not inherit it
     assert_refused(api.call("service", "DELETE", "/api/v1/directory/organizations/acme"),
                    404, "acme")
 
@@ -323,3 +323,59 @@ def test_revoking_takes_the_role_away_once(api):
     assert roles(api, "acme/web") == []
     assert_refused(api.call("service", "DELETE", user), 404, "rita")
     assert_refused(api.call("service", "DELETE", team), 404, "acme/ops")
+
+
+# --- a namespace that goes takes its repositories' notifications, secrets and authorizations ----
+
+@pytest.mark.parametrize(("kind", "path", "body", "repository", "admin"), [
+    ("user", "/api/v1/directory/users/alice", {}, "alice/app", "owner"),
+    ("organization", "/api/v1/directory/organizations/acme", {"admins": ["oscar"]}, "acme/web",
+     "org_admin"),
+])
+def test_whoever_gets_a_deleted_namespace_inherits_none_of_it(api, kind, path, body, repository,
+                                                              admin):
+    from notifier.api.tokens import create_token
+    from notifier.db import transaction
+    from notifier.models import AuthorizedEmail, Notification
+
+    created = api.call(admin, "POST", f"/api/v1/repository/{repository}/notification/",
+                       json={"event": "repo_push", "method": "webhook",
+                             "config": {"url": "http://127.0.0.1:9/hook"}})
+    assert created.status_code == 201, created.text
+    with transaction(api.client.app.state.factory) as session:
+        session.add(AuthorizedEmail(repository=repository, email="x@example.com",
+                                    confirmed=True))
+
+    assert api.call("service", "DELETE", path).status_code == 204
+    assert put(api, path, body).status_code == 200  # someone else takes the name
+    with transaction(api.client.app.state.factory) as session:
+        name = "alice" if kind == "user" else "oscar"
+        if kind == "user":
+            api.tokens["newcomer"] = create_token(session, user=name)
+        else:
+            api.tokens["newcomer"] = api.tokens[admin]
+
+    listed = api.call("newcomer", "GET", f"/api/v1/repository/{repository}/notification/")
+    secret = api.call("newcomer", "GET", f"/api/v1/repository/{repository}/notification/"
+                                         f"{created.json()['uuid']}/secret")
+    assert listed.status_code == 200 and listed.json() == {"notifications": []}
+    assert secret.status_code == 404
+    assert rows(api, select(Notification.uuid).where(Notification.repository == repository)) == []
+    assert rows(api, select(AuthorizedEmail.id)
+                .where(AuthorizedEmail.repository == repository)) == []
+    assert roles(api, repository) == []
+
+
+def test_deleting_a_namespace_leaves_a_longer_namespace_alone(api):
+    """``alice`` is gone; ``alice_x/...`` (LIKE's wildcard ``_``) and ``alicex/...`` stay."""
+    from notifier.db import transaction
+    from notifier.models import Notification
+
+    with transaction(api.client.app.state.factory) as session:
+        for repository in ("alice_x/app", "alicex/app", "alice/app"):
+            session.add(Notification(repository=repository, event="repo_push", method="webhook",
+                                     config={"url": "http://127.0.0.1:9/"}))
+
+    assert api.call("service", "DELETE", "/api/v1/directory/users/alice").status_code == 204
+    assert sorted(r for (r,) in rows(api, select(Notification.repository))
+                  if r.startswith("alice")) == ["alice_x/app", "alicex/app"]

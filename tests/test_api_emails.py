@@ -241,3 +241,43 @@ def test_the_mailer_is_built_once_per_app(api, smtp):
     assert api.client.app.state.mailer is mailer
     assert mailer.port == smtp.port
     assert len(smtp.inbox.envelopes) == 2
+
+
+# --- limits: a phishing relay is not available ----------------------------------------------------
+
+def test_confirmation_mails_to_one_address_are_limited(api, smtp):
+    api.client.app.state.settings = api.settings.model_copy(
+        update={"email_confirmations_per_address_per_hour": 2})
+
+    assert [ask(api).status_code for _ in range(2)] == [200, 200]
+    refused = ask(api, "owner", "alice/app")  # another requester, another repository: same address
+
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["error_message"].startswith(
+        "Too many confirmation e-mails to one address: at most 2 per hour; try again in ")
+    assert len(smtp.inbox.messages) == 2
+
+
+def test_confirmation_mails_asked_by_one_requester_are_limited(api, smtp):
+    api.client.app.state.settings = api.settings.model_copy(
+        update={"email_confirmations_per_requester_per_hour": 2})
+
+    assert [ask(api, address=f"a{i}@example.com").status_code for i in range(2)] == [200, 200]
+    refused = ask(api, address="a3@example.com")
+
+    assert refused.status_code == 429
+    assert "confirmation e-mails asked for by one user" in refused.json()["error_message"]
+    assert len(smtp.inbox.messages) == 2
+
+
+def test_no_confirmation_mail_for_a_namespace_outside_the_directory(api, smtp):
+    from notifier.directory import grant
+
+    with transaction(api.client.app.state.factory) as session:
+        grant(session, "ghost/click-here-to-claim", "admin", user="oscar")
+
+    refused = ask(api, "org_admin", "ghost/click-here-to-claim")
+
+    assert refused.status_code == 404
+    assert "no user or organization 'ghost'" in refused.json()["error_message"]
+    assert smtp.inbox.envelopes == []

@@ -144,6 +144,7 @@ def test_page_zero_is_the_first_page_as_in_quay(api, notes):
 @pytest.mark.parametrize(("params", "words"), [
     ({"limit": 0}, ["limit"]), ({"limit": 101}, ["limit", "100"]), ({"page": -1}, ["page"]),
     ({"page": "two"}, ["page"]), ({"limit": "many"}, ["limit"]),
+    ({"page": 10**20}, ["page", "100000"]), ({"page": 100_001}, ["page", "100000"]),
 ])
 def test_bad_paging_is_refused(api, params, words):
     response = api.call("reader", "GET", INBOX, params=params)

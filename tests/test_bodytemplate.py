@@ -8,7 +8,16 @@ import uuid
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier.bodytemplate import compile_template
+from notifier.bodytemplate import (
+    _CACHE,
+    CACHE_TEMPLATE_BYTES,
+    MAX_EXPRESSIONS,
+    MAX_RENDERED_BYTES,
+    MAX_TEMPLATE_BYTES,
+    OutputTooLarge,
+    compile_template,
+)
+from notifier.http import encode_body
 from notifier.errors import InvalidNotificationConfig, PermanentDeliveryError
 from notifier.events import build_event_data
 from notifier.methods import CreateContext, DeliveryContext
@@ -221,7 +230,8 @@ def test_a_bad_expression_is_refused_with_the_parse_error(text, message):
         ('{"a": 1} trailing', "not JSON: Extra data"),
         ('{"a": NaN}', "not JSON: NaN is not a JSON value"),
         ("-Infinity", "not JSON: -Infinity is not a JSON value"),
-        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" * 5_000 + "]" * 5_000, "nested too deeply"),
+        ("[" * 66 + "]" * 66, "nested too deeply (at most 64 levels)"),
     ],
 )
 def test_text_that_is_not_json_is_refused_with_the_json_error(text, message):
@@ -315,3 +325,67 @@ def test_a_stored_template_that_no_longer_compiles_fails_the_delivery_for_good(r
     assert caught.value.kind == "invalid_template"
     assert str(caught.value) == "Invalid body template: empty expression ${}"
     assert receiver.requests == []
+
+
+# --- bounds: size, expressions, output, cache ------------------------------------------------------
+
+def test_a_1_mib_template_is_refused_before_it_is_parsed():
+    text = json.dumps({"a": "${repository} " * 70_000})[:1 << 20]
+
+    with pytest.raises(InvalidNotificationConfig,
+                       match=f"^Invalid body template: {len(text.encode())} bytes, "
+                             f"at most {MAX_TEMPLATE_BYTES}$"):
+        compile_template(text)
+
+
+def test_too_many_expressions_are_refused():
+    text = json.dumps([f"${{updated_tags[{i}]}}" for i in range(MAX_EXPRESSIONS + 1)])
+
+    with pytest.raises(InvalidNotificationConfig,
+                       match=f"{MAX_EXPRESSIONS + 1} expressions, at most {MAX_EXPRESSIONS}$"):
+        compile_template(text)
+    compile_template(json.dumps([f"${{updated_tags[{i}]}}" for i in range(MAX_EXPRESSIONS)]))
+
+
+def test_an_over_long_expression_is_refused():
+    with pytest.raises(InvalidNotificationConfig, match="longer than 256 characters"):
+        compile_template(json.dumps({"a": "${" + "a" * 300 + "}"}))
+
+
+@pytest.mark.parametrize("template", [
+    {"text": "${big} " * 20},  # text built from a value again and again
+    {"copies": ["${big}"] * 20},  # one value written out again and again
+])
+def test_an_output_over_the_bound_is_refused_as_it_is_built(template):
+    data = {"big": "x" * (MAX_RENDERED_BYTES // 10)}
+
+    with pytest.raises(OutputTooLarge, match=f"larger than {MAX_RENDERED_BYTES} bytes"):
+        compile_template(json.dumps(template)).render_body(data)
+
+
+def test_render_body_is_the_compact_json_of_apply():
+    template = compile_template(json.dumps({"t": "${note} ${size}", "v": "${owner}", "n": 1.5}))
+
+    assert template.render_body(DATA) == encode_body(template.apply(DATA))
+
+
+def test_compiled_templates_kept_are_bounded_by_their_text():
+    for i in range(CACHE_TEMPLATE_BYTES // 1000 + 50):
+        compile_template(json.dumps({"n": i, "pad": "p" * 1000}))
+
+    assert _CACHE._bytes <= CACHE_TEMPLATE_BYTES
+    assert sum(map(len, _CACHE._entries)) == _CACHE._bytes
+
+
+def test_a_webhook_whose_output_is_too_large_fails_for_good(receiver, loopback_services):
+    template = json.dumps({"copies": ["${updated_tags}"] * 100})
+    config = WEBHOOK.validate_config({"url": receiver.url, "template": template}, CONTEXT)
+    context = delivery(config)
+    context = DeliveryContext(**{**context.__dict__, "event_data": {
+        **context.event_data, "updated_tags": ["t" * 1000] * 20}})
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        WEBHOOK.send(context, loopback_services)
+
+    assert caught.value.kind == "invalid_template"
+    assert "larger than" in str(caught.value) and receiver.requests == []

@@ -270,6 +270,19 @@ def test_slack_posts_the_summary_and_the_message_as_mrkdwn(receiver, services, c
     assert received.body == encode_body(json.loads(received.body))  # compact, serialised once
 
 
+def test_slack_shows_producer_text_in_the_summary_literally(receiver, services):
+    """No mention of everyone, no link disguised as something else, from a producer's text."""
+    message = "<!channel> & <https://evil.example/|https://registry.example.com/login>"
+    received = send(SLACK, receiver, services, "repo_mirror_sync_failed", {"message": message})
+
+    body = json.loads(received.body)
+    escaped = ("&lt;!channel&gt; &amp; "
+               "&lt;https://evil.example/|https://registry.example.com/login&gt;")
+    assert body["text"] == body["attachments"][0]["fallback"] \
+        == f"Repository Mirror failed for {escaped}"
+    assert "<!channel>" not in received.body.decode() and "<https://evil" not in body["text"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_flowdock_posts_to_the_team_inbox_of_the_token(receiver, services, case):
     received = send(FLOWDOCK, receiver, services, case.event, case.data)

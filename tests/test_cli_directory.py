@@ -161,3 +161,20 @@ def test_a_refused_command_prints_one_error_line_and_changes_nothing(acme, args,
     assert admins(acme, "acme/web") == ["alice"]
     assert [u.name for u in in_database(acme, directory.team_members, "acme", "owners")] == [
         "bob"]
+
+
+@pytest.mark.parametrize("kind", ["user", "org"])
+def test_removing_a_namespace_removes_its_repositories_notifications(fresh, kind):
+    from sqlalchemy import select
+
+    from notifier.models import Notification
+    from notifier.notifications import create_notification
+
+    succeeded(fresh.run("directory", kind, "add", "bob"))
+    in_database(fresh, create_notification, "bob/app", "repo_push", "webhook",
+                {"url": "https://hooks.example.com/in"})
+
+    succeeded(fresh.run("directory", kind, "remove", "bob"))
+
+    found = in_database(fresh, lambda session: session.scalars(select(Notification.uuid)).all())
+    assert found == []

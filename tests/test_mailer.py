@@ -13,6 +13,7 @@ import trustme
 from aiosmtpd.smtp import AuthResult
 from pydantic import SecretStr
 
+from config import ConfigurationError
 from notifier.errors import PermanentDeliveryError, RetryableDeliveryError
 from notifier.mailer import Mailer
 from tests.smtp import SmtpServer, free_port
@@ -125,14 +126,13 @@ def test_a_certificate_from_an_unknown_ca_is_refused(server_tls, security):
     assert caught.value.kind == "smtp_unavailable"
 
 
-def test_login_without_tls_when_the_server_allows_it():
+def test_a_login_in_plain_text_is_refused_at_start_up_even_where_the_server_allows_it():
     authenticator = Authenticator()
     with SmtpServer(authenticator=authenticator, auth_require_tls=False) as server:
-        mailer = Mailer.from_settings(server.settings(smtp_username=USER,
-                                                      smtp_password=PASSWORD))
-        mailer.send(message())
-        assert len(server.inbox.envelopes) == 1
-    assert authenticator.logins == [USER]
+        with pytest.raises(ConfigurationError, match="NOTIFIER_SMTP_SECURITY to starttls or tls"):
+            server.settings(smtp_username=USER, smtp_password=PASSWORD)
+        assert server.inbox.envelopes == []
+    assert authenticator.logins == []
 
 
 def test_starttls_on_a_server_without_it_is_permanent(smtp):

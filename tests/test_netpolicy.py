@@ -42,6 +42,8 @@ FORBIDDEN = [
     ("ff02::1", "ff02::1 is a multicast address"),
     ("255.255.255.255", "255.255.255.255 is an address reserved for special use"),
     ("192.0.2.1", "192.0.2.1 is an address reserved for special use"),
+    ("fec0::1", "fec0::1 is an address reserved for special use"),  # IPv6 site-local
+    ("feff:ffff::1", "feff:ffff::1 is an address reserved for special use"),  # end of fec0::/10
 ]
 
 LOOPBACK_HOSTS = [

@@ -92,7 +92,7 @@ def test_an_unknown_uuid_is_not_found(factory):
         ({"event_config": ["ref-regex"]}, InvalidNotificationConfig,
          "eventConfig must be a JSON object"),
         ({"event_config": {"ref-regex": "refs/(heads"}}, InvalidNotificationConfig,
-         "Invalid ref-regex 'refs/(heads': missing ), unterminated subpattern at position 5"),
+         "Invalid ref-regex 'refs/(heads': missing ): refs/(heads; ref-regex uses RE2 syntax"),
         ({"event_config": {"level": 1}}, InvalidNotificationConfig,
          "Unknown eventConfig key 'level' for event 'build_success'"),
         ({"event": "vulnerability_found", "event_config": {"level": "Severe"}},

@@ -1,7 +1,7 @@
 """operations: heartbeats of periodic jobs; indexes for ledger retention
 
 Revision ID: 0006
-Revises: 0009
+Revises: 0005
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0006'
-down_revision = '0009'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

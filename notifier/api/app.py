@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 from fastapi import FastAPI, Request
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings, get_settings
 from notifier import __version__
@@ -18,23 +19,79 @@ from notifier.producer import Producer, client_app
 from notifier.ui import install_ui
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """413 for a body longer than the limit, announced or streamed."""
+class BodyLimit:
+    """Counts a request's body as it arrives, whatever its framing, and answers 413 at the limit.
 
-    def __init__(self, app, max_bytes: int):
-        super().__init__(app)
+    A pure ASGI middleware in front of everything else: the body is read (at most
+    ``max_bytes`` of it) before authentication or parsing, then handed on unchanged. A request
+    that announces both Content-Length and Transfer-Encoding is refused (request smuggling).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            return error_response(request, 413, f"Request body larger than {self.max_bytes} bytes")
-        if request.method in ("POST", "PUT", "PATCH") and not length:
-            body = await request.body()  # chunked: read it once, bounded below
-            if len(body) > self.max_bytes:
-                return error_response(request, 413,
-                                      f"Request body larger than {self.max_bytes} bytes")
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length, chunked = headers.get("content-length"), "transfer-encoding" in headers
+        refusal = self._refusal(length, chunked)
+        if refusal is None and (chunked or (length and int(length) > 0)):
+            body, refusal = await self._read(receive)
+            if refusal is None:
+                receive = _replay(body, receive)
+        if refusal is not None:
+            status, message = refusal
+            response = error_response(Request(scope), status, message)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, length: str | None, chunked: bool) -> tuple[int, str] | None:
+        """What the headers alone refuse: both framings at once, a bad or too large length."""
+        if length is not None and chunked:
+            return 400, "A request must not carry both Content-Length and Transfer-Encoding"
+        if length is not None and not (length.isascii() and length.isdigit()):
+            return 400, "Content-Length must be a number of bytes"
+        if length is not None and int(length) > self.max_bytes:
+            return 413, self._too_large
+        return None
+
+    async def _read(self, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+        """The body, counted as it arrives; a refusal once it passes the limit."""
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", (400, "The client went away before sending its whole body")
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                return b"", (413, self._too_large)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
+
+    @property
+    def _too_large(self) -> str:
+        return f"Request body larger than {self.max_bytes} bytes"
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the already-read body once, then whatever the client sends."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

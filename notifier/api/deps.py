@@ -12,6 +12,7 @@ from notifier.api.errors import ApiError
 from notifier.api.tokens import Principal, authenticate
 from notifier.directory import is_repository_admin
 from notifier.producer import Producer
+from notifier.ratelimit import Limit, take
 
 
 def get_settings(request: Request) -> Settings:
@@ -72,3 +73,8 @@ def require_repository_admin(session: Session, principal: Principal, repository:
     if principal.is_service or not is_repository_admin(session, principal.name, repository):
         raise ApiError(403, f"You must be an admin of repository {repository}",
                        "insufficient_scope")
+
+
+def rate_limit(session: Session, what: str, count: int, key: str) -> None:
+    """Count one use of an hourly limit (notifier.ratelimit); RateLimited answers 429."""
+    take(session, Limit(what, count), key)

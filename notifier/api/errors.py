@@ -7,11 +7,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from notifier.errors import BrokerUnavailable, DatabaseNotReady, InvalidInput, NotFound
+from notifier.errors import (BrokerUnavailable, DatabaseNotReady, InvalidInput, NotFound,
+                             RateLimited)
 
 ERROR_TYPES = {400: "invalid_request", 401: "invalid_token", 403: "insufficient_scope",
                404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
-               503: "unavailable"}
+               429: "rate_limited", 503: "unavailable"}
 
 
 class ApiError(Exception):
@@ -57,6 +58,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound):
         return error_response(request, 404, str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(request: Request, exc: RateLimited):
+        response = error_response(request, 429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(BrokerUnavailable)
     @app.exception_handler(DatabaseNotReady)

@@ -84,10 +84,13 @@ def notification_add(repository, event, method, config_json, event_config_json, 
 
     config = _json_option(config_json, "--config")
     event_config = _json_option(event_config_json, "--event-config")
-    allowed = parse_networks(get_settings().allowed_networks)
+    settings = get_settings()
+    allowed = parse_networks(settings.allowed_networks)
     with transaction(_factory()) as session:
-        created = create_notification(session, repository, event, method, config,
-                                      event_config, title, allowed_networks=allowed)
+        created = create_notification(
+            session, repository, event, method, config, event_config, title,
+            allowed_networks=allowed,
+            max_per_repository=settings.max_notifications_per_repository)
         click.echo(created.uuid)
 
 
@@ -201,15 +204,45 @@ def token() -> None:
 @token.command("create")
 @click.option("--service", help="A token for this service (the registry).")
 @click.option("--user", help="A token for this user of the directory.")
-def token_create(service: str | None, user: str | None) -> None:
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True),
+              help="It stops working after this many days (default: when revoked).")
+def token_create(service: str | None, user: str | None, expires_in_days: float | None) -> None:
     """Create a token and print it: it is shown this once, and stored hashed."""
     from notifier.api.tokens import create_token
     from notifier.db import transaction
 
     if bool(service) == bool(user):
         raise click.UsageError("give exactly one of --service NAME or --user NAME")
+    expires_in_s = expires_in_days * 86400 if expires_in_days else None
     with transaction(_factory()) as session:
-        click.echo(create_token(session, service=service, user=user))
+        click.echo(create_token(session, service=service, user=user, expires_in_s=expires_in_s))
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_list(as_json: bool) -> None:
+    """The stored tokens: id, kind, name, created, expires (never the tokens themselves)."""
+    from notifier.api.tokens import list_tokens
+
+    with _factory()() as session:
+        tokens = list_tokens(session)
+    if as_json:
+        click.echo(json.dumps(tokens, indent=2))
+        return
+    for t in tokens:
+        click.echo(f"{t['id']}\t{t['kind']}\t{t['name']}\tcreated {t['created']}\t"
+                   f"expires {t['expires'] or 'never'}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Delete token TOKEN_ID (from `notifier token list`): it stops working at once."""
+    from notifier.api.tokens import revoke_token
+    from notifier.db import transaction
+
+    with transaction(_factory()) as session:
+        revoke_token(session, token_id)
 
 
 @cli.command()

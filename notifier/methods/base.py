@@ -15,6 +15,9 @@ from notifier.masking import mask
 from notifier.netpolicy import Network
 
 
+ENDPOINT_MAX = 300  # the ledger column's size
+
+
 @dataclass(frozen=True)
 class DeliveryContext:
     """Everything one attempt needs, read from the ledger before sending."""
@@ -73,6 +76,15 @@ class Method:
         """Where this notification's attempts go (e.g. ``host:port``), to bound how many run
         at once against one receiver; None for methods that reach no outside service."""
         return self.service_endpoint
+
+    def delivery_endpoint(self, config: dict[str, Any], repository: str) -> str | None:
+        """What a delivery's attempts count against. A shared service (SMTP, Flowdock,
+        HipChat) is split per namespace: one tenant's backlog takes its own share of attempts
+        in flight and its own wait, never everyone's."""
+        endpoint = self.endpoint(config)
+        if endpoint is not None and endpoint == self.service_endpoint:
+            return f"{endpoint}#{repository.split('/', 1)[0]}"[:ENDPOINT_MAX]
+        return endpoint
 
     def masked_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config as people may see it (command line, API): secrets masked."""

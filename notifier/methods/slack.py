@@ -9,7 +9,7 @@ from notifier.http import HttpResult
 from notifier.methods.base import (CreateContext, DeliveryContext, Method, Services,
                                    url_endpoint)
 from notifier.methods.chat import ChatMessage, post, required_text
-from notifier.mrkdwn import html_to_mrkdwn
+from notifier.mrkdwn import escape_text, html_to_mrkdwn
 from notifier.netpolicy import url_refusal
 
 COLOURS = {"info": "#ffffff", "warning": "warning", "error": "danger",
@@ -34,11 +34,12 @@ class SlackMethod(Method):
     def send(self, context: DeliveryContext, services: Services) -> HttpResult:
         """POST the summary, with the message as a coloured mrkdwn attachment."""
         message = ChatMessage.for_delivery(context)
+        summary = escape_text(message.summary)  # producer text: no <!channel>, no disguised links
         body = {
-            "text": message.summary,
+            "text": summary,
             "username": services.settings.slack_username,
             "attachments": [{
-                "fallback": message.summary,
+                "fallback": summary,
                 "text": html_to_mrkdwn(message.html),
                 "color": COLOURS[message.level],
                 "mrkdwn_in": ["text"],

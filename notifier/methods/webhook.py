@@ -100,7 +100,7 @@ class WebhookMethod(Method):
         return {**config, "secret": secret}
 
     def send(self, context: DeliveryContext, services: Services) -> HttpResult:
-        body = encode_body(self._body_data(context))
+        body = self._body(context)
         timestamp = int(context.now.timestamp())
         headers = {
             "webhook-id": context.delivery_id,
@@ -114,10 +114,12 @@ class WebhookMethod(Method):
                                        present_client_cert=True)
 
     @staticmethod
-    def _body_data(context: DeliveryContext) -> Any:
-        """The event data, or the body template applied to it."""
+    def _body(context: DeliveryContext) -> bytes:
+        """The event data, or the body template applied to it, as the bytes to sign and send."""
         try:
             template = body_template(context.config)
-        except InvalidNotificationConfig as exc:  # stored before a check that now refuses it
-            raise PermanentDeliveryError("invalid_template", str(exc)) from None
-        return context.event_data if template is None else template.apply(context.event_data)
+            if template is not None:
+                return template.render_body(context.event_data)
+        except InvalidNotificationConfig as exc:  # stored before a check that now refuses it,
+            raise PermanentDeliveryError("invalid_template", str(exc)) from None  # or too big
+        return encode_body(context.event_data)

@@ -15,10 +15,12 @@ from typing import Annotated, Any, Iterable
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
-from notifier.api.deps import ProducerDep, SessionDep
+from config import Settings
+from notifier.api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, rate_limit
 from notifier.api.errors import ApiError
 from notifier.api.models import Redelivery
 from notifier.api.routes.notifications import PREFIX, AdminNotification
+from notifier.api.tokens import Principal
 from notifier.errors import BrokerUnavailable, NotFound
 from notifier.fanout import DeliveryRef
 from notifier.ledger import Position, delivery_view, ledger_rows, list_attempts, newest_rows
@@ -102,21 +104,35 @@ def get_notification_delivery(row: NotificationDelivery, session: SessionDep) ->
 
 @router.post("/deliveries/{delivery_id}/redeliver", status_code=202)
 def redeliver_notification_delivery(row: NotificationDelivery, session: SessionDep,
-                                    producer: ProducerDep) -> dict:
-    """Send a failed or skipped delivery again (same id, so the same ``webhook-id``)."""
+                                    producer: ProducerDep, settings: SettingsDep,
+                                    principal: PrincipalDep) -> dict:
+    """Send a failed or skipped delivery again (same id, so the same ``webhook-id``).
+
+    429 past the hourly limit of redeliveries per requester."""
+    _count_redelivery(session, settings, principal)
     commit_then_enqueue(session, producer, redeliver_one(session, row[0]))
     return {}
 
 
 @router.post("/redeliver", status_code=202)
 def redeliver_notification(notification: AdminNotification, session: SessionDep,
-                           producer: ProducerDep,
+                           producer: ProducerDep, settings: SettingsDep,
+                           principal: PrincipalDep,
                            body: Annotated[Redelivery | None, Body()] = None) -> dict:
     """Send the notification's failed and skipped deliveries again (``since`` a time, if given).
 
-    The body is optional; ``count`` says how many deliveries went back to the queue.
+    The body is optional; ``count`` says how many deliveries went back to the queue: the
+    oldest ``NOTIFIER_REDELIVERY_MAX_DELIVERIES`` at most (call again for more). 429 past the
+    hourly limit of redeliveries per requester.
     """
     body = body or Redelivery()
-    refs = redeliver(session, notification.uuid, since=body.since, states=body.states)
+    _count_redelivery(session, settings, principal)
+    refs = redeliver(session, notification.uuid, since=body.since, states=body.states,
+                     max_count=settings.redelivery_max_deliveries)
     commit_then_enqueue(session, producer, refs)
     return {"count": len(refs)}
+
+
+def _count_redelivery(session: Session, settings: Settings, principal: Principal) -> None:
+    rate_limit(session, "redeliveries asked for by one user",
+               settings.redeliveries_per_requester_per_hour, principal.name)

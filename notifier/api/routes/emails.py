@@ -13,9 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from notifier.api.deps import PrincipalDep, SessionDep, SettingsDep, require_repository_admin
+from notifier.api.deps import (PrincipalDep, SessionDep, SettingsDep, rate_limit,
+                               require_repository_admin)
 from notifier.api.errors import ApiError
-from notifier.email_auth import authorize, confirm, get_authorization
+from notifier.directory import namespace_exists
+from notifier.email_auth import authorize, confirm, get_authorization, normalize_address
 from notifier.errors import DeliveryError, InvalidInput, NotFound
 from notifier.events import split_repository
 from notifier.mailer import Mailer
@@ -64,9 +66,17 @@ def authorize_email(repository: str, email: str, session: SessionDep, principal:
     """Record ``email`` for the repository and mail it a fresh confirmation link.
 
     An address already confirmed gets no mail. 503 when the mail cannot be sent; nothing is
-    stored then. Repository admins only.
+    stored then. Repository admins only, for a namespace of the directory; 429 past the hourly
+    limits per requester and per address.
     """
     require_repository_admin(session, principal, repository)
+    namespace, _ = split_repository(repository)
+    if not namespace_exists(session, namespace):
+        raise NotFound(f"no user or organization {namespace!r} in the directory")
+    rate_limit(session, "confirmation e-mails asked for by one user",
+               settings.email_confirmations_per_requester_per_hour, principal.name)
+    rate_limit(session, "confirmation e-mails to one address",
+               settings.email_confirmations_per_address_per_hour, normalize_address(email))
     try:
         record = authorize(session, repository, email, settings=settings, mailer=mailer)
     except DeliveryError as exc:

@@ -17,6 +17,7 @@ from notifier.api.deps import (
     ProducerDep,
     SessionDep,
     SettingsDep,
+    rate_limit,
     require_repository_admin,
 )
 from notifier.api.errors import ApiError
@@ -89,7 +90,8 @@ def create_repository_notification(body: NotificationCreate, repository: AdminRe
     """Add a notification; 400 with Quay's message when the event, method or config is wrong."""
     notification = create_notification(
         session, repository, body.event, body.method, body.config, body.event_config,
-        body.title, allowed_networks=parse_networks(settings.allowed_networks))
+        body.title, allowed_networks=parse_networks(settings.allowed_networks),
+        max_per_repository=settings.max_notifications_per_repository)
     return notification_view(notification)
 
 
@@ -129,11 +131,16 @@ def reset_repository_notification(notification: AdminNotification) -> None:
 
 
 @router.post("/{uuid}/test")
-def test_repository_notification(notification: AdminNotification, producer: ProducerDep) -> dict:
+def test_repository_notification(notification: AdminNotification, producer: ProducerDep,
+                                 session: SessionDep, settings: SettingsDep,
+                                 principal: PrincipalDep) -> dict:
     """Send the event's sample data to this notification alone, through the normal pipeline.
 
     Answers at once; the delivery, marked as a test, shows in the ledger once a worker ran it.
+    429 past the hourly limit of tests per requester.
     """
+    rate_limit(session, "test notifications asked for by one user",
+               settings.test_notifications_per_requester_per_hour, principal.name)
     send_test(notification, producer)
     return {}
 
