@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import socket
 import struct
 import threading
@@ -84,6 +85,16 @@ class Receiver:
                         f"within {timeout_s:g} s")
                 self._arrived.wait(left)
             return list(self.requests)
+
+    def assert_each_tag_once(self, tags: list[str]) -> None:
+        """Every event (told apart by its first tag) arrived, and any repeat carried the same
+        webhook-id, so the receiver can tell it is the same delivery."""
+        webhook_ids: dict[str, set[str]] = {}
+        for request in self.requests:
+            tag = json.loads(request.body)["updated_tags"][0]
+            webhook_ids.setdefault(tag, set()).add(request.headers["webhook-id"])
+        assert sorted(webhook_ids) == sorted(tags)
+        assert all(len(ids) == 1 for ids in webhook_ids.values())
 
     def close(self) -> None:
         if self.hold is not None:

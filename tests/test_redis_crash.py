@@ -4,7 +4,6 @@ after it restarts from its file, the same workers deliver every event `publish` 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -70,12 +69,7 @@ def test_events_accepted_before_redis_is_killed_are_all_delivered(tmp_path, rece
             accepted = registry.accepted
             assert accepted_before_crash > 0 and len(accepted) > accepted_before_crash
             receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
-            webhook_ids: dict[str, set[str]] = {}
-            for request in receiver.requests:
-                tag = json.loads(request.body)["updated_tags"][0]
-                webhook_ids.setdefault(tag, set()).add(request.headers["webhook-id"])
-            assert sorted(webhook_ids) == sorted(accepted)
-            assert all(len(ids) == 1 for ids in webhook_ids.values())
+            receiver.assert_each_tag_once(accepted)
             assert len(fleet.wait_for_state(notification.uuid, {"delivered"},
                                             count=len(accepted), timeout_s=60)) == len(accepted)
     finally:
