@@ -1,10 +1,11 @@
 """Every network-policy refusal and the e-mail refusal carry their reason, Quay's words first, the
-same in the command line (one error line) and in the API (``error_message`` and ``detail``); and a
-delivery refused by a worker whose setting differs from the command line's says what the worker
-had."""
+same in the command line (one error line), in the API (``error_message`` and ``detail``) and in
+the web UI (next to the field); and a delivery refused by a worker whose setting differs from the
+command line's says what the worker had."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 
@@ -87,6 +88,21 @@ def test_the_api_says_why_in_error_message_and_detail(strict_api, method, config
     body = response.json()
     assert body["error_message"] == body["detail"] == message
     assert "SECRET" not in response.text
+
+
+@pytest.mark.parametrize(("method", "config", "message"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_the_web_ui_says_why_next_to_the_field(strict_api, method, config, message):
+    from tests.test_ui_pages import field_errors, sign_in
+
+    csrf = sign_in(strict_api, "org_admin")
+    form = {f"{method}.{key}": value for key, value in config.items()}
+    answer = strict_api.client.post("/repository/acme/web/notification/new", data={
+        "csrf_token": csrf, "event": "repo_push", "method": method, **form})
+
+    assert answer.status_code == 400
+    [(key, _)] = config.items()
+    errors = {field: html.unescape(text) for field, text in field_errors(answer.text).items()}
+    assert errors == {f"{method}-{key}": message}  # the form shows what was typed, to fix it
 
 
 # --- a worker whose setting differs from the command line's ---------------------------------------
