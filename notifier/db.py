@@ -18,16 +18,22 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so several processes can write."""
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so several processes can write.
+
+    ``pre_ping`` checks a pooled PostgreSQL connection before each use, so the first request
+    after a database restart does not fail (the API, the command line). It costs a round trip
+    per checkout, so the workers turn it off: a connection found dead fails its statement,
+    which invalidates the pool, and their units of work run again (``reconnecting``,
+    ``notifier.outage``).
+    """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        # No pre-ping: it costs a round trip per checkout. A connection found dead fails its
-        # statement, which invalidates the pool; ``reconnecting`` runs the unit of work again.
         # hide_parameters: error texts must not quote configs (secrets).
-        return create_engine(parsed, pool_size=10, max_overflow=10, hide_parameters=True)
+        return create_engine(parsed, pool_pre_ping=pre_ping, pool_size=10, max_overflow=10,
+                             hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -44,7 +44,8 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings,
                       stopping: Callable[[], bool] = lambda: False) -> "Runtime":
-        factory = make_session_factory(make_engine(settings.database_url))
+        # No pre-ping on the hot path: units of work run again on a dead connection.
+        factory = make_session_factory(make_engine(settings.database_url, pre_ping=False))
         http = HttpClient(
             timeout_s=settings.send_timeout_s,
             allowed=parse_networks(settings.allowed_networks),

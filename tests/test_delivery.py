@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import delete, select, update
 
-from notifier.db import transaction
+from notifier.db import make_engine, make_session_factory, transaction
 from notifier.delivery import Policy, run_delivery
 from notifier.fanout import event_message, fan_out
 from notifier.models import Attempt, Delivery, EndpointSlot, Notification, utcnow
@@ -197,14 +197,22 @@ def test_an_attempt_after_its_claim_closed_is_not_recorded(factory, loopback_ser
     assert kinds == ["worker_lost"]
 
 
-def test_a_restarted_database_costs_no_delivery(pg_factory, loopback_services, receiver,
+@pytest.fixture
+def worker_factory(postgres_url):
+    """Sessions as the workers have them: no pre-ping per checkout."""
+    engine = make_engine(postgres_url, pre_ping=False)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_a_restarted_database_costs_no_delivery(worker_factory, loopback_services, receiver,
                                                 unique_repo):
     """No pre-ping per checkout: a dead pooled connection fails once, the pool reconnects and
     the claim runs again."""
-    ids = _publish(pg_factory, unique_repo, [receiver.url, receiver.url])
-    assert _deliver(pg_factory, loopback_services, ids[0]).state == "delivered"
-    url = pg_factory.kw["bind"].url.set(drivername="postgresql")
+    ids = _publish(worker_factory, unique_repo, [receiver.url, receiver.url])
+    assert _deliver(worker_factory, loopback_services, ids[0]).state == "delivered"
+    url = worker_factory.kw["bind"].url.set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    assert _deliver(pg_factory, loopback_services, ids[1]).state == "delivered"
+    assert _deliver(worker_factory, loopback_services, ids[1]).state == "delivered"

@@ -269,7 +269,8 @@ def test_edit_keeps_masked_secrets_and_validates_as_create(api):
     refused = api.client.post(f"/repository/acme/web/notification/{uuid}/edit",
                               data={"csrf_token": csrf, "slack.url": "http://127.0.0.1:9/x"})
     assert refused.status_code == 400
-    assert field_errors(refused.text) == {"slack-url": "Invalid Slack Callback URL"}
+    assert field_errors(refused.text) == {
+        "slack-url": "Invalid Slack Callback URL: it must start with https://"}
 
 
 def test_the_bell_counts_and_dismisses(api):

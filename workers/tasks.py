@@ -102,7 +102,7 @@ def deliver(self, delivery_id: str) -> str:
         outcome = runtime().deliver(delivery_id)
     except Exception as exc:
         if is_database_unavailable(exc):
-            _put_back(self, getattr(self.request, "argsrepr", None))
+            _put_back(self, self.request.argsrepr)
         # A bug, not a receiver: end the delivery with the reason rather than have the
         # scheduler hand it out again and again. (Celery logs the traceback.)
         runtime().abandon(delivery_id, f"not attempted: {first_line(exc)} (see the worker log)")
