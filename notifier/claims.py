@@ -15,8 +15,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, exists, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from notifier.db import dialect_name
 from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification
 
 _READ = (Notification.method, Notification.config, Notification.enabled, Notification.title,
@@ -61,9 +63,9 @@ class PostgresClaim:
                 .outerjoin(Notification, Notification.uuid == claimed.c.notification_uuid)
                 .outerjoin(Event, Event.id == claimed.c.event_id))
 
-    def take(self, session: Session, delivery_id: str, until: datetime,
+    def take(self, db: Connection, delivery_id: str, until: datetime,
              max_in_flight: int) -> dict[str, Any] | None:
-        row = session.execute(self.statement(), {"delivery_id": delivery_id, "until": until,
+        row = db.execute(self.statement(), {"delivery_id": delivery_id, "until": until,
                                                  "max_in_flight": max_in_flight}).first()
         return None if row is None else dict(row._mapping)
 
@@ -92,5 +94,5 @@ class SequentialClaim:
 _POSTGRES, _SEQUENTIAL = PostgresClaim(), SequentialClaim()
 
 
-def claim_statements(session: Session) -> PostgresClaim | SequentialClaim:
-    return _POSTGRES if session.get_bind().dialect.name == "postgresql" else _SEQUENTIAL
+def claim_statements(db: Session | Connection) -> PostgresClaim | SequentialClaim:
+    return _POSTGRES if dialect_name(db) == "postgresql" else _SEQUENTIAL

@@ -8,7 +8,7 @@ from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Insert, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,7 +92,12 @@ def check_schema(engine: Engine) -> None:
         raise DatabaseNotReady("database is not migrated; run `notifier db upgrade`")
 
 
-def insert_ignore(session: Session, model) -> Insert:
+def dialect_name(db: Session | Connection) -> str:
+    """``postgresql`` or ``sqlite``, for a session or a connection."""
+    return db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
+
+
+def insert_ignore(db: Session | Connection, model) -> Insert:
     """INSERT that skips rows whose key already exists (ON CONFLICT DO NOTHING)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from config import Settings, get_settings
 from config.celery import DELIVER_TASK, FAN_OUT_TASK, celery_config
@@ -46,15 +47,17 @@ class Producer:
         return event_id
 
     def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:
-        """One message per delivery, all through one broker connection (kombu has no batch
-        publish for Redis: one LPUSH each, without a pool checkout each)."""
+        """One message per delivery, all in one broker round trip where the transport batches
+        (Redis: one pipeline of LPUSHes and task-sent PUBLISHes, sent when the batch ends)."""
         refs = list(refs)
         if not refs:
             return
         with self.app.producer_or_acquire() as producer:
-            for ref in refs:
-                self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe(),
-                           producer=producer)
+            with self._broker_errors(f"some or none of {len(refs)} deliveries were enqueued"), \
+                    producer.batch():
+                for ref in refs:
+                    self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue,
+                               ref.describe(), producer=producer)
 
     def resend(self, task: str, args: list) -> None:
         """Send a stored message (a dead letter) to its task again, as it was."""
@@ -63,15 +66,22 @@ class Producer:
         self._send(task, args, self.settings.fanout_queue, describe_event(args[0]))
 
     def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None) -> None:
+        with self._broker_errors():
+            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
+                               producer=producer)
+
+    @contextmanager
+    def _broker_errors(self, outcome: str = "nothing was enqueued") -> Iterator[None]:
+        """The broker's failures (a refused send, a batch that did not go out) as
+        BrokerUnavailable, naming the broker without its password."""
         from kombu.exceptions import KombuError
 
         try:
-            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
-                               producer=producer)
+            yield
         except (KombuError, OSError, ValueError) as exc:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
-                f"{_first_line(exc)}; nothing was enqueued") from None
+                f"{_first_line(exc)}; {outcome}") from None
 
 
 def describe_event(message: dict) -> str:

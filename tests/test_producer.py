@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 import pytest
+import redis
 
 from config import load_settings
 from notifier.errors import BrokerUnavailable, InvalidEventData, InvalidInput, UnknownEvent
@@ -91,6 +92,56 @@ def test_deliveries_go_to_the_delivery_queue(producer, broker):
     assert message["headers"]["task"] == "notifier.deliver"
     assert message["headers"]["argsrepr"] == ref.describe()
     assert task_arguments(message) == [ref.id]
+
+
+def test_an_events_deliveries_go_out_in_one_round_trip_each_with_its_task_sent_event(
+        producer, broker, monkeypatch):
+    refs = [DeliveryRef(id=str(uuid.uuid4()), method="webhook", notification_uuid=f"n-{i}",
+                        event="repo_push", repository="acme/web") for i in range(50)]
+    listener = broker.pubsub()
+    listener.psubscribe("*celeryev*")
+    listener.get_message(timeout=1.0)  # the subscription's confirmation
+    producer.enqueue_deliveries(refs[:1])  # connects and declares the queue
+    broker.delete(producer.settings.delivery_queue)
+    sends = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(connection, command, *args, **kwargs):
+        sends.append(command)
+        return original(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    producer.enqueue_deliveries(refs)
+    monkeypatch.undo()
+
+    assert len(sends) == 1, sends  # one pipeline: an LPUSH and a task-sent PUBLISH each
+    queued_ids = [task_arguments(m)[0] for m in queued(broker, producer.settings.delivery_queue)]
+    assert sorted(queued_ids) == sorted(ref.id for ref in refs)
+    sent, deadline = set(), time.monotonic() + 10
+    while len(sent) < len(refs) and time.monotonic() < deadline:
+        event = listener.get_message(timeout=0.5)
+        if event and event["type"] == "pmessage":
+            body = json.loads(event["data"])
+            payload = json.loads(base64.b64decode(body["body"]))
+            for one in payload if isinstance(payload, list) else [payload]:
+                if one.get("type") == "task-sent":
+                    sent.add(one["uuid"])
+    listener.close()
+    assert len(sent) == len(refs)  # Flower still sees each delivery sent
+
+
+def test_an_unreachable_broker_on_enqueue_is_reported_in_one_line():
+    producer = make_producer(UNREACHABLE_BROKER)
+    ref = DeliveryRef(id=str(uuid.uuid4()), method="webhook", notification_uuid="n-1",
+                      event="repo_push", repository="acme/web")
+    try:
+        with pytest.raises(BrokerUnavailable) as caught:
+            producer.enqueue_deliveries([ref])
+    finally:
+        producer.app.close()
+
+    assert len(str(caught.value).splitlines()) == 1
+    assert UNREACHABLE_BROKER in str(caught.value)
 
 
 # --- refused publishes ------------------------------------------------------------------------
