@@ -33,3 +33,20 @@ def test_a_channel_whose_connection_was_dropped_raises_a_connection_error(redis_
     finally:
         connection.transport.client = connection
         connection.release()
+
+
+def test_a_channel_keeps_one_client_for_its_commands_and_a_new_one_for_a_new_pool(redis_db):
+    connection = Connection(f"{REDIS_SERVER}/{redis_db}",
+                            transport="config.redis_broker:Transport")
+    try:
+        channel = connection.channel()
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+            assert first.ping()
+        channel._after_fork()  # as in a forked worker child: the pools are dropped
+        with channel.conn_or_acquire() as after_fork:
+            assert after_fork is not first
+            assert after_fork.connection_pool is channel.pool
+            assert after_fork.ping()
+    finally:
+        connection.release()
