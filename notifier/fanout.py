@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from notifier.db import insert_ignore
@@ -67,20 +67,20 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
         performer=message.get("performer") or {},
         published_at=datetime.fromisoformat(message["published_at"]), recorded_at=now,
     ))
-    query = select(Notification).where(Notification.repository == repository,
-                                       Notification.event == event)
+    query = select(*_NOTIFICATION_COLUMNS).where(Notification.repository == repository,
+                                                 Notification.event == event)
     test_of = message.get("test_notification")
     if test_of:
         query = query.where(Notification.uuid == test_of)
     event_type = get_event(event)
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
-            for n in session.scalars(query)
+            for n in session.execute(query)
             if test_of or event_type.passes(n.event_config, data)]
-    if rows:
-        session.execute(insert_ignore(session, Delivery), rows)
+    if rows:  # Core executemany on the tables: the ORM's bulk bookkeeping buys nothing here
+        session.execute(insert_ignore(session, Delivery.__table__), rows)
         endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
         if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
-            session.execute(insert_ignore(session, EndpointSlot),
+            session.execute(insert_ignore(session, EndpointSlot.__table__),
                             [{"endpoint": endpoint} for endpoint in endpoints])
     pending = session.execute(
         select(Delivery.id, Delivery.method, Delivery.notification_uuid)
@@ -91,7 +91,12 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
             for row in pending]
 
 
-def _delivery_row(event_id: str, notification: Notification, now: datetime, *,
+# What a delivery row needs of its notification (columns, not ORM objects: no identity map).
+_NOTIFICATION_COLUMNS = (Notification.uuid, Notification.repository, Notification.method,
+                         Notification.config, Notification.event_config, Notification.enabled)
+
+
+def _delivery_row(event_id: str, notification: Row, now: datetime, *,
                   is_test: bool) -> dict[str, Any]:
     enabled = notification.enabled or is_test  # an admin's test goes out even when disabled
     return {
