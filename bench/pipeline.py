@@ -36,9 +36,9 @@ import psycopg
 import redis
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 
-from config import Settings, load_settings
+from config import load_settings
 from notifier.db import make_engine, make_session_factory, transaction
 from notifier.fanout import event_message
 from notifier.migrate import upgrade
@@ -535,14 +535,15 @@ def _exit_on_sigterm(*_) -> None:
     raise SystemExit(128 + signal.SIGTERM)  # unwinds, so everything is cleaned up
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_in_workdir(body: Callable[[Path, ExitStack], bool]) -> int:
+    """Run ``body`` in a fresh folder: the exit status, and everything removed afterwards
+    (also on an error, Ctrl-C or SIGTERM); the processes' log tails when it failed."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
-            complete = main_run(args, workdir, stack)
+            complete = body(workdir, stack)
         except BenchError as exc:
             print(f"error: {exc}\n{log_tails(workdir / 'logs')}", file=sys.stderr)
             return 1
@@ -553,6 +554,11 @@ def main(argv: list[str] | None = None) -> int:
             print(log_tails(workdir / "logs"), file=sys.stderr)
             return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_in_workdir(lambda workdir, stack: main_run(args, workdir, stack))
 
 
 if __name__ == "__main__":

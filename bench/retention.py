@@ -1,6 +1,9 @@
 """Retention benchmark: delivery throughput while a prune deletes a million ledger rows.
 
-    python bench/retention.py --rows 1000000 --events 1000
+    python -m bench.retention --rows 1000000 --events 1000
+
+Other options are the pipeline benchmark's (``--delivery-pool``, ``--delivery-concurrency``,
+``--redis-db``, default 14 here, ``--timeout`` ...).
 
 Seeds ROWS finished deliveries older than the retention period (one attempt each, one event
 per 100 deliveries) into a fresh PostgreSQL database, starts real workers, then measures
@@ -12,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -23,14 +23,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench.pipeline import (HOOK_PATH, BenchError, Receiver, _exit_on_sigterm, create_notifications,
-                            log_tails, notifier_environment, publish_events, redis_backend,
-                            start_workers, wait_until_ready)
-from config import load_settings
-from notifier.db import make_engine, make_session_factory
-from notifier.producer import Producer, client_app
+from bench.pipeline import Bench, BenchError, run_in_workdir
+from bench.pipeline import parse_args as pipeline_arguments
 from notifier.retention import cutoff_for, prune_ledger
-from notifier.supervisor import ProcessGroup
 
 SEED = """
 INSERT INTO events (id, repository, name, payload, performer, published_at, recorded_at)
@@ -59,66 +54,41 @@ def seed(engine, rows: int) -> float:
     return time.monotonic() - started
 
 
-def measure(receiver: Receiver, producer: Producer, events: int, group: ProcessGroup,
-            timeout_s: float) -> tuple[float, float]:
-    """Publish ``events`` (one delivery each) and wait for them; returns (start, end) times."""
-    expected = len(receiver.arrivals) + events
-    started = time.time()
-    publish_events(producer, events, 0)
-    receiver.wait_for(expected, timeout_s, group.exited)
-    if len(receiver.arrivals) < expected:
-        raise BenchError(f"{expected - len(receiver.arrivals)} deliveries did not arrive")
-    return started, max(a.received_at for a in receiver.arrivals.values())
-
-
 def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
-    database_url, broker_url = stack.enter_context(redis_backend(args, workdir))
-    os.environ.update(notifier_environment(database_url, broker_url))
-    settings = load_settings()
-    receiver = Receiver()
-    stack.callback(receiver.close)
-    engine = make_engine(database_url)
-    stack.callback(engine.dispose)
-    create_notifications(engine, settings, 1, receiver.url(HOOK_PATH))
-    seed_s = seed(engine, args.rows)
-    app = client_app(settings)
-    stack.callback(app.close)
-    group = ProcessGroup(env=dict(os.environ), log_dir=workdir / "logs")
-    stack.callback(group.stop)
-    start_workers(group, settings, args, workdir)
-    wait_until_ready(app, group, args.start_timeout)
-    producer = Producer(app, settings)
-    measure(receiver, producer, 50, group, args.timeout)  # warm up
-    start, end = measure(receiver, producer, args.events, group, args.timeout)
-    baseline = args.events / (end - start)
-
+    bench = Bench(args, workdir, stack)
+    bench.start()
+    seed_s = seed(bench.engine, args.rows)
+    bench.warm_up()
+    baseline = bench.notifier_run("baseline", args.events)
     pruned, prune_times = [], []
 
     def prune() -> None:
         began = time.time()
-        pruned.append(prune_ledger(make_session_factory(engine), cutoff_for(30),
-                                   batch=args.batch, budget_s=3600))
+        pruned.append(prune_ledger(bench.factory, cutoff_for(30), batch=args.batch,
+                                   budget_s=3600))
         prune_times.extend([began, time.time()])
 
     worker = threading.Thread(target=prune, daemon=True)
     worker.start()
     time.sleep(1)  # the prune is under way
-    start, end = measure(receiver, producer, args.events, group, args.timeout)
-    during = args.events / (end - start)
+    during = bench.notifier_run("during the prune", args.events)
     worker.join(timeout=3600)
+    if not (baseline.complete and during.complete):
+        raise BenchError("not every delivery arrived")
     if not pruned:
         raise BenchError("the prune did not finish within an hour")
     prune_s = prune_times[1] - prune_times[0]
-    overlap = "inside the prune" if end <= prune_times[1] else \
-        f"the prune ended {end - prune_times[1]:.1f} s before the last delivery"
+    last = max(a.received_at for a in during.arrivals)
+    overlap = "inside the prune" if last <= prune_times[1] else \
+        f"the prune ended {last - prune_times[1]:.1f} s before the last delivery"
     result = pruned[0]
     return "\n".join([
         f"notifier retention benchmark: PostgreSQL + Redis, {os.cpu_count()} CPUs",
         f"  seeded      {args.rows:,} old delivered deliveries + {args.rows:,} attempts "
         f"+ {args.rows // 100 + 1:,} events in {seed_s:.1f} s",
         f"  workers     delivery {args.delivery_pool} x{args.delivery_concurrency}",
-        f"  baseline    {args.events} deliveries at {baseline:,.0f} deliveries/s (no prune)",
-        f"  during      {args.events} deliveries at {during:,.0f} deliveries/s ({overlap})",
+        f"  baseline    {args.events} deliveries at {baseline.rate:,.0f} deliveries/s (no prune)",
+        f"  during      {args.events} deliveries at {during.rate:,.0f} deliveries/s ({overlap})",
         f"  prune       {result.deliveries:,} deliveries, {result.attempts:,} attempts, "
         f"{result.events:,} events in {prune_s:.1f} s = "
         f"{(result.deliveries + result.attempts + result.events) / prune_s:,.0f} rows/s, "
@@ -127,35 +97,25 @@ def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Its own options; the rest are the pipeline benchmark's (workers, servers, timeouts)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--rows", type=int, default=1_000_000, help="old deliveries to seed (and prune)")
-    add("--events", type=int, default=1000, help="events (one delivery each) per measurement")
-    add("--batch", type=int, default=1000, help="rows per prune transaction")
-    add("--fanout-pool", default="threads")
-    add("--fanout-concurrency", type=int, default=4)
-    add("--delivery-pool", default="threads")
-    add("--delivery-concurrency", type=int, default=16)
-    add("--timeout", type=float, default=600.0, help="seconds to wait for deliveries")
-    add("--start-timeout", type=float, default=60.0)
-    add("--redis-url", default="redis://127.0.0.1:6379")
-    add("--redis-db", type=int, default=14, help="flushed before and after")
-    add("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    return parser.parse_args(argv)
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="old deliveries to seed (and prune)")
+    parser.add_argument("--batch", type=int, default=1000, help="rows per prune transaction")
+    own, rest = parser.parse_known_args(argv)
+    args = pipeline_arguments(["--events", "1000", "--notifications", "1", "--receivers", "1",
+                               "--redis-db", "14", *rest])
+    args.rows, args.batch = own.rows, own.batch
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    with ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        try:
-            print(run(args, workdir, stack), flush=True)
-        except BenchError as exc:
-            print(f"error: {exc}\n{log_tails(workdir / 'logs')}", file=sys.stderr)
-            return 1
-    return 0
+
+    def body(workdir: Path, stack: ExitStack) -> bool:
+        print(run(args, workdir, stack), flush=True)
+        return True
+    return run_in_workdir(body)
 
 
 if __name__ == "__main__":

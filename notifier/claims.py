@@ -35,11 +35,15 @@ def _claim_update():
 
 
 def _take_slot(endpoint):
+    """One slot more at ``endpoint`` while under its bound: the setting's, or the smaller one
+    of an endpoint whose attempts timed out (``slow_limit``, see ``notifier.pacing``)."""
     return (update(EndpointSlot)
             .where(EndpointSlot.endpoint == endpoint,
-                   EndpointSlot.in_flight < bindparam("max_in_flight", type_=Integer))
+                   EndpointSlot.in_flight < bindparam("max_in_flight", type_=Integer),
+                   or_(EndpointSlot.slow_limit.is_(None),
+                       EndpointSlot.in_flight < EndpointSlot.slow_limit))
             .values(in_flight=EndpointSlot.in_flight + 1)
-            .returning(EndpointSlot.endpoint))
+            .returning(EndpointSlot.endpoint, EndpointSlot.slow_limit))
 
 
 class PostgresClaim:
@@ -57,7 +61,8 @@ class PostgresClaim:
         claimed = (_claim_update()
                    .where(Delivery.id == select(target.c.id).where(free).scalar_subquery())
                    .returning(*_CLAIMED).cte("claimed"))
-        return (select(target.c.endpoint, *(claimed.c[c.key] for c in _CLAIMED[1:]), *_READ)
+        return (select(target.c.endpoint, *(claimed.c[c.key] for c in _CLAIMED[1:]), *_READ,
+                       select(slot.c.slow_limit).scalar_subquery().label("slow_limit"))
                 .select_from(target)
                 .outerjoin(claimed, claimed.c.id == target.c.id)
                 .outerjoin(Notification, Notification.uuid == claimed.c.notification_uuid)
@@ -81,10 +86,13 @@ class SequentialClaim:
             .returning(Delivery.endpoint, *_CLAIMED[1:]), {"until": until}).first()
         if claimed is None:
             return None
-        taken = dict(claimed._mapping)
-        if claimed.endpoint is not None and session.execute(
-                _take_slot(claimed.endpoint), {"max_in_flight": max_in_flight}).first() is None:
-            return {"endpoint": claimed.endpoint, "attempts": None}  # the caller rolls back
+        taken = {**claimed._mapping, "slow_limit": None}
+        if claimed.endpoint is not None:
+            slot = session.execute(_take_slot(claimed.endpoint),
+                                   {"max_in_flight": max_in_flight}).first()
+            if slot is None:
+                return {"endpoint": claimed.endpoint, "attempts": None}  # the caller rolls back
+            taken["slow_limit"] = slot.slow_limit
         found = session.execute(
             select(*_READ).join_from(Notification, Event, Event.id == claimed.event_id)
             .where(Notification.uuid == claimed.notification_uuid)).one()

@@ -26,6 +26,7 @@ from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
 from notifier.models import (Attempt, Delivery, DeliveryState, EndpointSlot, Notification,
                              utcnow)
+from notifier.pacing import pace
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ class RoundBase:
 
     attempts_before_redelivery: int
     is_test: bool
+    endpoint: str | None = None  # with the endpoint's pacing when claimed (notifier.pacing)
+    slow_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,8 @@ def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
                 now=now, performer=taken["performer"], title=taken["title"],
                 event_config=taken["event_config"],
                 notification_uuid=taken["notification_uuid"],
-            ), RoundBase(taken["attempts_before_redelivery"], taken["is_test"]),
+            ), RoundBase(taken["attempts_before_redelivery"], taken["is_test"],
+                         taken["endpoint"], taken["slow_limit"]),
                 taken["event_id"], taken["recorded_at"])
         db.commit()
         return outcome
@@ -246,10 +250,20 @@ def _record(factory: sessionmaker[Session], attempt: Attempt, error: DeliveryErr
             moved = db.execute(_pg_record(), _record_params(attempt, changes, base)).first()
             if moved is None:
                 return _not_recorded(db, attempt, policy)
+            _pace(db, attempt, error, base, policy)
             return _recorded(attempt, changes, policy)
     with transaction(factory) as session:
-        return record_attempt(session, attempt, error, policy, now, rng, base=base,
-                              changes=changes)
+        outcome = record_attempt(session, attempt, error, policy, now, rng, base=base,
+                                 changes=changes)
+        if outcome.ran:
+            _pace(session, attempt, error, base, policy)
+        return outcome
+
+
+def _pace(db: Session | Connection, attempt: Attempt, error: DeliveryError | None,
+          base: RoundBase, policy: Policy) -> None:
+    pace(db, base.endpoint, base.slow_limit, error, attempt.status_code,
+         policy.max_in_flight_per_endpoint)
 
 
 def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | None,

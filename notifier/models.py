@@ -139,6 +139,10 @@ class EndpointSlot(Base):
     # Epoch seconds until which earlier refused deliveries already wait: the next one waits
     # one slot's share of a round longer (no count of the backlog).
     busy_until_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # NULL while the endpoint answers in time. An attempt that times out halves its bound (at
+    # least 1), an answer in time raises it by one until it is the setting's again (NULL): a
+    # receiver that hangs holds one worker slot, not the setting's bound of them.
+    slow_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class Attempt(Base):

@@ -11,10 +11,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from tests.conftest import service_missing
-from tests.fleet import free_port
+from tests.conftest import create_database, drop_database, service_missing
+from tests.fleet import Fleet, free_port, running_fleet
 
 START_TIMEOUT_S = 30
 
@@ -74,6 +76,22 @@ def _postgres_bin() -> Path:
         service_missing("initdb", FileNotFoundError("PostgreSQL's server binaries not found"))
     return Path(versions[-1]).parent
 
+
+
+@contextmanager
+def fleet_on_private_redis(workdir: Path, database_prefix: str,
+                           appendfsync: str | None = None) -> Iterator[tuple[Fleet, PrivateRedis]]:
+    """A fleet on its own PostgreSQL database and a private Redis the test may stop or kill."""
+    redis = PrivateRedis(workdir, appendfsync=appendfsync)
+    redis.start()
+    database = create_database(database_prefix)
+    try:
+        with running_fleet(workdir, {"NOTIFIER_DATABASE_URL": database,
+                                     "NOTIFIER_BROKER_URL": redis.url}) as fleet:
+            yield fleet, redis
+    finally:
+        redis.stop()
+        drop_database(database)
 
 class PrivatePostgres:
     """A PostgreSQL server in a temporary folder on a free port (trust auth, no fsync: the

@@ -10,9 +10,7 @@ import time
 import pytest
 
 from notifier.errors import BrokerUnavailable
-from tests.conftest import create_database, drop_database
-from tests.fleet import running_fleet
-from tests.private_servers import PrivateRedis
+from tests.private_servers import fleet_on_private_redis
 
 pytestmark = pytest.mark.fleet
 
@@ -45,33 +43,26 @@ class Registry(threading.Thread):
 
 
 def test_events_accepted_before_redis_is_killed_are_all_delivered(tmp_path, receiver):
-    redis = PrivateRedis(tmp_path, appendfsync="always")
-    redis.start()
-    database = create_database("notifier_redis_crash")
-    env = {"NOTIFIER_DATABASE_URL": database, "NOTIFIER_BROKER_URL": redis.url}
-    try:
-        with running_fleet(tmp_path, env) as fleet:
-            notification = fleet.add_notification("crash/repo", receiver.url)
-            registry = Registry(fleet)
-            registry.start()
-            time.sleep(3)
-            redis.kill()
-            accepted_before_crash = len(registry.accepted)
-            time.sleep(1)
-            redis.start()  # recovers from its append-only file
-            time.sleep(3)
-            # The workers outlive the crash (config/redis_broker.py) and reconnect; messages
-            # whose ack was lost with Redis come back after the visibility timeout.
-            assert fleet.group.exited() == {}
-            registry.stopping.set()
-            registry.join(timeout=30)
+    with fleet_on_private_redis(tmp_path, "notifier_redis_crash", appendfsync="always") as (
+            fleet, redis):
+        notification = fleet.add_notification("crash/repo", receiver.url)
+        registry = Registry(fleet)
+        registry.start()
+        time.sleep(3)
+        redis.kill()
+        accepted_before_crash = len(registry.accepted)
+        time.sleep(1)
+        redis.start()  # recovers from its append-only file
+        time.sleep(3)
+        # The workers outlive the crash (config/redis_broker.py) and reconnect; messages
+        # whose ack was lost with Redis come back after the visibility timeout.
+        assert fleet.group.exited() == {}
+        registry.stopping.set()
+        registry.join(timeout=30)
 
-            accepted = registry.accepted
-            assert accepted_before_crash > 0 and len(accepted) > accepted_before_crash
-            receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
-            receiver.assert_each_tag_once(accepted)
-            assert len(fleet.wait_for_state(notification.uuid, {"delivered"},
-                                            count=len(accepted), timeout_s=60)) == len(accepted)
-    finally:
-        redis.stop()
-        drop_database(database)
+        accepted = registry.accepted
+        assert accepted_before_crash > 0 and len(accepted) > accepted_before_crash
+        receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
+        receiver.assert_each_tag_once(accepted)
+        assert len(fleet.wait_for_state(notification.uuid, {"delivered"},
+                                        count=len(accepted), timeout_s=60)) == len(accepted)

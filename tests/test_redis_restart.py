@@ -8,9 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import create_database, drop_database
-from tests.fleet import running_fleet
-from tests.private_servers import PrivateRedis
+from tests.private_servers import fleet_on_private_redis
 
 pytestmark = pytest.mark.fleet
 
@@ -30,27 +28,19 @@ def _publish_once_redis_answers(fleet, repository: str, timeout_s: float = 20) -
 
 
 def test_workers_keep_delivering_after_redis_restarts(tmp_path, receiver):
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    database = create_database("notifier_redis_restart")
-    env = {"NOTIFIER_DATABASE_URL": database, "NOTIFIER_BROKER_URL": redis.url}
-    try:
-        with running_fleet(tmp_path, env) as fleet:
-            notification = fleet.add_notification("restart/repo", receiver.url)
-            fleet.producer.publish("restart/repo", "repo_push", PUSH)
-            receiver.wait_for(1)
-            worker_pids = {name: p.pid for name, p in fleet.group.processes.items()}
+    with fleet_on_private_redis(tmp_path, "notifier_redis_restart") as (fleet, redis):
+        notification = fleet.add_notification("restart/repo", receiver.url)
+        fleet.producer.publish("restart/repo", "repo_push", PUSH)
+        receiver.wait_for(1)
+        worker_pids = {name: p.pid for name, p in fleet.group.processes.items()}
 
-            redis.stop()
-            time.sleep(2)  # workers notice the broker is gone
-            redis.start()
-            for _ in range(3):
-                _publish_once_redis_answers(fleet, "restart/repo")
-
-            fleet.wait_for_state(notification.uuid, {"delivered"}, count=4, timeout_s=60)
-            assert len(receiver.requests) == 4
-            assert {name: p.pid for name, p in fleet.group.processes.items()} == worker_pids
-            assert fleet.group.exited() == {}
-    finally:
         redis.stop()
-        drop_database(database)
+        time.sleep(2)  # workers notice the broker is gone
+        redis.start()
+        for _ in range(3):
+            _publish_once_redis_answers(fleet, "restart/repo")
+
+        fleet.wait_for_state(notification.uuid, {"delivered"}, count=4, timeout_s=60)
+        assert len(receiver.requests) == 4
+        assert {name: p.pid for name, p in fleet.group.processes.items()} == worker_pids
+        assert fleet.group.exited() == {}
