@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Callable
 
-from sqlalchemy import Boolean, Integer, bindparam, case, insert, select, update
+from sqlalchemy import (Boolean, Float, Integer, bindparam, case, func, insert, literal, select,
+                        update)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -204,15 +205,17 @@ def _wait_for_endpoint(session: Session | Connection, delivery_id: str, endpoint
     """The endpoint has the most attempts in flight: the delivery waits, costing no attempt.
 
     Each refused delivery takes the next ticket of its endpoint: a round (about a second) plus
-    one slot's share of a round after the previous one, so a backlog is retried
-    ``max_in_flight`` at a time, a round apart, without counting it."""
+    one slot's share of a round after the previous one, so a backlog is retried as many at a
+    time as the endpoint's bound (the setting's, or its paced one), a round apart, without
+    counting it."""
     session.execute(insert_ignore(session, EndpointSlot).values(endpoint=endpoint))
     earliest_s = now.timestamp() + BUSY_ENDPOINT_ROUND_S
     ticket_s = session.scalar(
         update(EndpointSlot).where(EndpointSlot.endpoint == endpoint)
         .values(busy_until_s=case((EndpointSlot.busy_until_s > earliest_s,
                                    EndpointSlot.busy_until_s), else_=earliest_s)
-                + BUSY_ENDPOINT_ROUND_S / policy.max_in_flight_per_endpoint)
+                + literal(BUSY_ENDPOINT_ROUND_S, Float)
+                / func.coalesce(EndpointSlot.slow_limit, policy.max_in_flight_per_endpoint))
         .returning(EndpointSlot.busy_until_s))
     wait_s = min(ticket_s - now.timestamp(), policy.busy_endpoint_max_delay_s)
     attempts = session.scalar(

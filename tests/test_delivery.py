@@ -202,24 +202,29 @@ def test_an_attempt_after_its_claim_closed_is_not_recorded(factory, loopback_ser
 def test_an_endpoint_that_times_out_is_paced_down_to_one_slot_and_back(factory, settings,
                                                                        unique_repo):
     """Bound 2. A timeout halves it (1): a second attempt at once is refused while one runs,
-    though the setting allows two. An answer in time brings it back to the setting's."""
+    though the setting allows two, and refused ones wait a whole round apart (one slot). An
+    answer in time brings it back to the setting's."""
     quick = Services(settings=settings, http=HttpClient(
         timeout_s=0.5, allowed=parse_networks(["127.0.0.0/8"]), user_agent="notifier",
         retry_after_max_s=60))
     with _held() as (slow, threads):
-        ids = [i for n in range(4) for i in _publish(factory, f"{unique_repo}-{n}", [slow.url])]
+        ids = [i for n in range(5) for i in _publish(factory, f"{unique_repo}-{n}", [slow.url])]
         first = _deliver(factory, quick, ids[0])
         assert first.error.startswith("no complete answer within 0.5 s")
         assert _slot(factory, ids[0]).slow_limit == 1
         _start(factory, quick, ids[1:2], threads)
         slow.wait_for(2)
-        refused = _deliver(factory, quick, ids[2])
-        assert (refused.ran, refused.error) == (False, "endpoint busy")
+        refused = [_deliver(factory, quick, i) for i in ids[2:4]]
+        assert [(r.ran, r.error) for r in refused] == [(False, "endpoint busy")] * 2
+        with factory() as session:
+            waits = [session.get(Delivery, i).next_attempt_at for i in ids[2:4]]
+        assert waits[1] - waits[0] == pytest.approx(timedelta(seconds=1),
+                                                    abs=timedelta(seconds=0.05))
         for thread in threads:
             thread.join(timeout=30)
         assert _slot(factory, ids[0]).slow_limit == 1  # at least one slot, always
         slow.hold.set()  # it answers in time from now on
-        assert _deliver(factory, quick, ids[3]).state == "delivered"
+        assert _deliver(factory, quick, ids[4]).state == "delivered"
         slot = _slot(factory, ids[0])
         assert (slot.slow_limit, slot.in_flight) == (None, 0)
 
