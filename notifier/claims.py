@@ -71,7 +71,7 @@ class PostgresClaim:
     def take(self, db: Connection, delivery_id: str, until: datetime,
              max_in_flight: int) -> dict[str, Any] | None:
         row = db.execute(self.statement(), {"delivery_id": delivery_id, "until": until,
-                                                 "max_in_flight": max_in_flight}).first()
+                                            "max_in_flight": max_in_flight}).first()
         return None if row is None else dict(row._mapping)
 
 

@@ -3,7 +3,8 @@
 States: pending → delivering → delivered | retrying | failed; skipped when the notification is
 disabled. A delivery is claimed by exactly one worker (a conditional UPDATE, ``notifier.claims``),
 so duplicate broker messages are harmless. Retries wait in the database; ``notifier.scheduler``
-re-enqueues them. On PostgreSQL a delivery costs two statements: the claim and the record.
+re-enqueues them. On PostgreSQL a delivery costs two statements: the claim and the record (and
+one more when its endpoint's pacing changes, ``notifier.pacing``).
 """
 
 from __future__ import annotations
