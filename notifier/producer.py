@@ -6,6 +6,7 @@ worker's task objects, so a registry can publish without importing the worker co
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from notifier.errors import BrokerUnavailable, InvalidInput
 from notifier.events import validate_event
 from notifier.fanout import DeliveryRef, event_message
 from notifier.models import utcnow
+
+log = logging.getLogger(__name__)
 
 _EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -48,16 +51,30 @@ class Producer:
 
     def enqueue_deliveries(self, refs: Iterable[DeliveryRef]) -> None:
         """One message per delivery, all in one broker round trip where the transport batches
-        (Redis: one pipeline of LPUSHes and task-sent PUBLISHes, sent when the batch ends)."""
+        (Redis: one pipeline of LPUSHes and task-sent PUBLISHes, sent when the batch ends).
+
+        A pipeline that does not go out whole (its connection died with a broker restart, say)
+        is sent again message by message, with the usual retries and reconnection: a delivery
+        sent twice is claimed once."""
+        from kombu.exceptions import BatchPublishError
+
         refs = list(refs)
         if not refs:
             return
         with self.app.producer_or_acquire() as producer:
-            with self._broker_errors(f"some or none of {len(refs)} deliveries were enqueued"), \
-                    producer.batch():
-                for ref in refs:
-                    self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue,
-                               ref.describe(), producer=producer)
+            try:
+                with producer.batch():
+                    self._send_deliveries(refs, producer)
+            except BatchPublishError as exc:
+                log.warning("the broker did not take %d deliveries in one batch (%s); sending "
+                            "them one by one", len(refs), _first_line(exc))
+                self._send_deliveries(refs, producer)
+
+    def _send_deliveries(self, refs: list[DeliveryRef], producer) -> None:
+        for ref in refs:
+            self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe(),
+                       producer=producer,
+                       outcome=f"some or none of {len(refs)} deliveries were enqueued")
 
     def resend(self, task: str, args: list) -> None:
         """Send a stored message (a dead letter) to its task again, as it was."""
@@ -65,13 +82,14 @@ class Producer:
             raise InvalidInput(f"cannot resend a {task} message with arguments {args!r:.80}")
         self._send(task, args, self.settings.fanout_queue, describe_event(args[0]))
 
-    def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None) -> None:
-        with self._broker_errors():
+    def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None,
+              outcome: str = "nothing was enqueued") -> None:
+        with self._broker_errors(outcome):
             self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
                                producer=producer)
 
     @contextmanager
-    def _broker_errors(self, outcome: str = "nothing was enqueued") -> Iterator[None]:
+    def _broker_errors(self, outcome: str) -> Iterator[None]:
         """The broker's failures (a refused send, a batch that did not go out) as
         BrokerUnavailable, naming the broker without its password."""
         from kombu.exceptions import KombuError

@@ -130,6 +130,24 @@ def test_an_events_deliveries_go_out_in_one_round_trip_each_with_its_task_sent_e
     assert len(sent) == len(refs)  # Flower still sees each delivery sent
 
 
+def test_a_batch_that_does_not_go_out_is_sent_again_one_by_one(producer, broker, monkeypatch):
+    from kombu.exceptions import BatchPublishError
+    from kombu.transport.redis import PublishBatch
+
+    def broken(batch):  # as when the pipeline's connection died with a Redis restart
+        batch.discard()
+        raise BatchPublishError("Redis publish batch failed; delivery is uncertain")
+
+    monkeypatch.setattr(PublishBatch, "flush", broken)
+    refs = [DeliveryRef(id=str(uuid.uuid4()), method="webhook", notification_uuid=f"n-{i}",
+                        event="repo_push", repository="acme/web") for i in range(5)]
+
+    producer.enqueue_deliveries(refs)
+
+    queued_ids = [task_arguments(m)[0] for m in queued(broker, producer.settings.delivery_queue)]
+    assert sorted(queued_ids) == sorted(ref.id for ref in refs)
+
+
 def test_an_unreachable_broker_on_enqueue_is_reported_in_one_line():
     producer = make_producer(UNREACHABLE_BROKER)
     ref = DeliveryRef(id=str(uuid.uuid4()), method="webhook", notification_uuid="n-1",
