@@ -16,13 +16,17 @@ pytestmark = pytest.mark.fleet
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench(redis_db: int, *arguments: str) -> str:
-    servers = ["--redis-url", REDIS_SERVER, "--redis-db", str(redis_db),
-               "--postgres-url", f"{POSTGRES_SERVER}/postgres"]
-    done = subprocess.run([sys.executable, *arguments, *servers], cwd=ROOT, capture_output=True,
+def run(*arguments: str) -> str:
+    done = subprocess.run([sys.executable, *arguments], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def bench(redis_db: int, *arguments: str) -> str:
+    """A benchmark on the tests' Redis database and PostgreSQL server."""
+    return run(*arguments, "--redis-url", REDIS_SERVER, "--redis-db", str(redis_db),
+               "--postgres-url", f"{POSTGRES_SERVER}/postgres")
 
 
 def test_the_pipeline_bench_prints_every_figure(redis_db):
@@ -44,3 +48,16 @@ def test_the_retention_bench_prints_both_rates(redis_db):
     printed = bench(redis_db, "-m", "bench.retention", "--rows", "500", "--events", "5")
     for figure in ("baseline", "during", "prune"):
         assert figure in printed, printed
+
+
+def test_the_durability_bench_prints_both_policies():
+    printed = run("bench/durability.py", "--events", "20", "--rounds", "1")
+    for policy in ("everysec", "always"):
+        assert policy in printed, printed
+
+
+def test_the_ui_pages_bench_prints_every_page():
+    printed = run("bench/ui_pages.py", "--backend", "sqlite", "--notifications", "3",
+                  "--deliveries", "20", "--runs", "1")
+    for page in ("settings", "history, newest page", "in-app inbox"):
+        assert page in printed, printed
