@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from config import Settings, get_settings
 from config.celery import DELIVER_TASK, FAN_OUT_TASK, celery_config
@@ -84,18 +83,13 @@ class Producer:
 
     def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None,
               outcome: str = "nothing was enqueued") -> None:
-        with self._broker_errors(outcome):
-            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
-                               producer=producer)
-
-    @contextmanager
-    def _broker_errors(self, outcome: str) -> Iterator[None]:
-        """The broker's failures (a refused send, a batch that did not go out) as
-        BrokerUnavailable, naming the broker without its password."""
+        """Send one message; the broker's refusal is BrokerUnavailable, naming the broker
+        without its password and saying what was enqueued (``outcome``)."""
         from kombu.exceptions import KombuError
 
         try:
-            yield
+            self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
+                               producer=producer)
         except (KombuError, OSError, ValueError) as exc:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
