@@ -26,6 +26,7 @@ from __future__ import annotations
 from config import ConfigurationError
 
 __all__ = [
+    "TIMEOUT_KIND",
     "BrokerUnavailable",
     "ConfigurationError",
     "DatabaseNotReady",
@@ -42,6 +43,10 @@ __all__ = [
     "UnknownEvent",
     "UnknownMethod",
 ]
+
+# The kind of a delivery error whose attempt ran out of time (the HTTP helper's deadline):
+# what endpoint pacing (notifier.pacing) reacts to.
+TIMEOUT_KIND = "timeout"
 
 
 class NotifierError(Exception):

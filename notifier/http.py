@@ -38,7 +38,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from notifier import __version__
-from notifier.errors import PermanentDeliveryError, ReceiverGone, RetryableDeliveryError
+from notifier.errors import (TIMEOUT_KIND, PermanentDeliveryError, ReceiverGone,
+                             RetryableDeliveryError)
 from notifier.netpolicy import (ForbiddenAddress, IPAddress, Network, Unresolvable, resolve,
                                 worker_refusal)
 
@@ -101,7 +102,7 @@ class Deadline:
 
     def error(self, step: str) -> RetryableDeliveryError:
         return RetryableDeliveryError(
-            "timeout", f"no complete answer within {self.timeout_s:g} s ({step})")
+            TIMEOUT_KIND, f"no complete answer within {self.timeout_s:g} s ({step})")
 
 
 def _cut(sock: socket.socket) -> None:

@@ -17,12 +17,10 @@ from sqlalchemy import case, func, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from notifier.errors import DeliveryError
+from notifier.errors import TIMEOUT_KIND, DeliveryError
 from notifier.models import EndpointSlot
 
 log = logging.getLogger(__name__)
-
-TIMEOUT_KIND = "timeout"
 
 
 def pace(db: Session | Connection, endpoint: str | None, slow_limit: int | None,
