@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Callable
 
-from sqlalchemy import (Boolean, Float, Integer, bindparam, case, func, insert, literal, select,
-                        update)
+from sqlalchemy import Boolean, Integer, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,12 +27,11 @@ from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
 from notifier.models import (Attempt, Delivery, DeliveryState, EndpointSlot, Notification,
                              utcnow)
-from notifier.pacing import pace
+from notifier.pacing import pace, take_tickets
 
 log = logging.getLogger(__name__)
 
 JITTER = 0.2
-BUSY_ENDPOINT_ROUND_S = 1.0
 ERROR_TEXT_MAX = 500
 ENDPOINT_BUSY = "endpoint busy"
 
@@ -203,30 +201,26 @@ def _not_claimed(session: Session | Connection, delivery_id: str, policy: Policy
 
 def _wait_for_endpoint(session: Session | Connection, delivery_id: str, endpoint: str,
                        now: datetime, policy: Policy) -> Outcome:
-    """The endpoint has the most attempts in flight: the delivery waits, costing no attempt.
-
-    Each refused delivery takes the next ticket of its endpoint: a round (about a second) plus
-    one slot's share of a round after the previous one, so a backlog is retried as many at a
-    time as the endpoint's bound (the setting's, or its paced one), a round apart, without
-    counting it."""
+    """The endpoint has the most attempts in flight: the delivery waits, costing no attempt,
+    until the endpoint's next wait ticket (``notifier.pacing``), at most the busy-endpoint
+    delay."""
     session.execute(insert_ignore(session, EndpointSlot).values(endpoint=endpoint))
-    earliest_s = now.timestamp() + BUSY_ENDPOINT_ROUND_S
-    ticket_s = session.scalar(
-        update(EndpointSlot).where(EndpointSlot.endpoint == endpoint)
-        .values(busy_until_s=case((EndpointSlot.busy_until_s > earliest_s,
-                                   EndpointSlot.busy_until_s), else_=earliest_s)
-                + literal(BUSY_ENDPOINT_ROUND_S, Float)
-                / func.coalesce(EndpointSlot.slow_limit, policy.max_in_flight_per_endpoint))
-        .returning(EndpointSlot.busy_until_s))
-    wait_s = min(ticket_s - now.timestamp(), policy.busy_endpoint_max_delay_s)
+    [ticket_s] = take_tickets(session, {endpoint: 1}, now.timestamp(),
+                              policy.max_in_flight_per_endpoint)[endpoint]
     attempts = session.scalar(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
         .values(state=DeliveryState.RETRYING.value,
-                next_attempt_at=now + timedelta(seconds=wait_s))
+                next_attempt_at=wait_until(now, ticket_s, policy))
         .returning(Delivery.attempts))
     return Outcome(delivery_id, DeliveryState.RETRYING.value, attempts or 0,
                    policy.max_attempts, error=ENDPOINT_BUSY, ran=False)
+
+
+def wait_until(now: datetime, ticket_s: float, policy: Policy) -> datetime:
+    """When a delivery holding the wait ticket ``ticket_s`` is tried again."""
+    return now + timedelta(seconds=min(ticket_s - now.timestamp(),
+                                       policy.busy_endpoint_max_delay_s))
 
 
 def _skip_disabled(session: Session | Connection, delivery_id: str, attempts: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,11 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from notifier.db import insert_ignore
+from notifier.delivery import Policy, wait_until
 from notifier.events import build_event_data, get_event, validate_event
 from notifier.methods import get_method
 from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification, utcnow
+from notifier.pacing import take_tickets
 
 DELIVERY_ID_NAMESPACE = uuid.UUID("6f0c5b8e-2d55-4c7e-9a53-3c1f0e8b9a10")
 DISABLED_REASON = "notification disabled"
@@ -51,9 +54,11 @@ def event_message(repository: str, event: str, data: dict[str, Any], performer: 
 
 
 def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
-            scheme: str) -> list[DeliveryRef]:
+            scheme: str, policy: Policy | None = None) -> list[DeliveryRef]:
     """Record the event and its deliveries; returns the pending ones, to enqueue after commit.
 
+    With ``policy``, a delivery to a paced endpoint (its attempts time out) that is full waits
+    in the database from the start, as a refused claim would, instead of costing a task run.
     Running it twice for one event id creates nothing new and returns the still-pending
     deliveries again (a duplicate message for them is harmless: a delivery is claimed once).
     """
@@ -76,6 +81,8 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
             for n in session.execute(query)
             if test_of or event_type.passes(n.event_config, data)]
+    if rows and policy is not None:
+        _park_at_paced_endpoints(session, rows, now, policy)
     if rows:  # Core executemany on the tables: the ORM's bulk bookkeeping buys nothing here
         session.execute(insert_ignore(session, Delivery.__table__), rows)
         endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
@@ -89,6 +96,20 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     ).all()
     return [DeliveryRef(row.id, row.method, row.notification_uuid, event, repository)
             for row in pending]
+
+
+def _park_at_paced_endpoints(session: Session, rows: list[dict[str, Any]], now: datetime,
+                             policy: Policy) -> None:
+    """Rows to a paced, full endpoint wait (``retrying``) for its next wait tickets."""
+    counts = Counter(row["endpoint"] for row in rows
+                     if row["endpoint"] and row["state"] == DeliveryState.PENDING.value)
+    tickets = take_tickets(session, dict(counts), now.timestamp(),
+                           policy.max_in_flight_per_endpoint, paced_and_full=True)
+    for row in rows:
+        waiting = tickets.get(row["endpoint"])
+        if waiting and row["state"] == DeliveryState.PENDING.value:
+            row.update(state=DeliveryState.RETRYING.value, enqueued_at=None,
+                       next_attempt_at=wait_until(now, waiting.pop(0), policy))
 
 
 # What a delivery row needs of its notification (columns, not ORM objects: no identity map).
@@ -112,4 +133,5 @@ def _delivery_row(event_id: str, notification: Row, now: datetime, *,
         "last_error": None if enabled else DISABLED_REASON,
         "is_test": is_test,
         "created_at": now,
+        "next_attempt_at": None,
     }

@@ -7,13 +7,19 @@ out halves the endpoint's bound (at least 1); an attempt that got an answer in t
 status, raises it by one, and at the setting's bound the endpoint is back to normal (NULL). Only
 an attempt that changes something costs a statement: a timeout, or an answer from a paced
 endpoint. A refused connection and the like change nothing (they held no slot for long).
+
+Waiting for a full endpoint: each delivery that must wait takes the endpoint's next wait ticket,
+a round (about a second) plus one slot's share of a round after the previous one, so a backlog is
+tried as many at a time as the endpoint's bound, a round apart, without anything counting it. A
+claim refused at a full endpoint takes one (``notifier.delivery``); fan-out takes them at once for
+the deliveries of a paced endpoint that is full, so they cost no task run (``notifier.fanout``).
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import case, func, update
+from sqlalchemy import Float, case, func, literal, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -21,6 +27,8 @@ from notifier.errors import TIMEOUT_KIND, DeliveryError
 from notifier.models import EndpointSlot
 
 log = logging.getLogger(__name__)
+
+BUSY_ENDPOINT_ROUND_S = 1.0
 
 
 def pace(db: Session | Connection, endpoint: str | None, slow_limit: int | None,
@@ -42,3 +50,33 @@ def pace(db: Session | Connection, endpoint: str | None, slow_limit: int | None,
         db.execute(update(EndpointSlot)
                    .where(EndpointSlot.endpoint == endpoint, EndpointSlot.slow_limit.is_not(None))
                    .values(slow_limit=case((raised >= max_in_flight, None), else_=raised)))
+
+
+def take_tickets(db: Session | Connection, counts: dict[str, int], now_s: float,
+                 max_in_flight: int, *, paced_and_full: bool = False) -> dict[str, list[float]]:
+    """Take ``counts[endpoint]`` wait tickets at each endpoint, in one statement: the times
+    (seconds since the epoch) its deliveries may be tried again, in order. ``paced_and_full``:
+    only at endpoints that are paced and have every slot of their lowered bound taken (the others
+    are left out of the answer)."""
+    if not counts:
+        return {}
+    earliest_s = now_s + BUSY_ENDPOINT_ROUND_S
+    share_s = literal(BUSY_ENDPOINT_ROUND_S, Float) / func.coalesce(EndpointSlot.slow_limit,
+                                                                      max_in_flight)
+    taken = (case(counts, value=EndpointSlot.endpoint) if len(counts) > 1
+             else literal(next(iter(counts.values()))))
+    statement = (
+        update(EndpointSlot).where(EndpointSlot.endpoint.in_(list(counts)))
+        .values(busy_until_s=case((EndpointSlot.busy_until_s > earliest_s,
+                                   EndpointSlot.busy_until_s), else_=earliest_s)
+                + share_s * taken)
+        .returning(EndpointSlot.endpoint, EndpointSlot.busy_until_s, EndpointSlot.slow_limit))
+    if paced_and_full:
+        statement = statement.where(EndpointSlot.slow_limit.is_not(None),
+                                    EndpointSlot.in_flight >= EndpointSlot.slow_limit)
+    tickets = {}
+    for endpoint, last_s, slow_limit in db.execute(statement):
+        share = BUSY_ENDPOINT_ROUND_S / (slow_limit or max_in_flight)
+        count = counts[endpoint]
+        tickets[endpoint] = [last_s - share * (count - 1 - index) for index in range(count)]
+    return tickets

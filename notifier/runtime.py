@@ -71,7 +71,7 @@ class Runtime:
         def once() -> list[DeliveryRef]:
             with transaction(self.factory) as session:
                 return fan_out(session, message, server_hostname=self.settings.server_hostname,
-                               scheme=self.settings.preferred_url_scheme)
+                               scheme=self.settings.preferred_url_scheme, policy=self.policy)
         started = time.perf_counter()
         refs = self.outage.call(once, stopping=self.stopping)
         self._metrics().record_fan_out(message["event"], time.perf_counter() - started)

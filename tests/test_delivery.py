@@ -34,11 +34,16 @@ def _publish(factory, repository: str, urls: list[str]) -> list[str]:
         for url in urls:
             create_notification(session, repository, "repo_push", "webhook", {"url": url},
                                 allowed_networks=parse_networks(["127.0.0.0/8"]))
+    return [ref.id for ref in _event(factory, repository)]
+
+
+def _event(factory, repository: str):
+    """One more event to the repository's notifications, fanned out as the worker does."""
     message = event_message(repository, "repo_push", {"updated_tags": ["a"]}, {},
                             f"ev-{random.getrandbits(40)}", utcnow())
     with transaction(factory) as session:
-        refs = fan_out(session, message, server_hostname="registry.example.com", scheme="https")
-    return [ref.id for ref in refs]
+        return fan_out(session, message, server_hostname="registry.example.com",
+                       scheme="https", policy=POLICY)
 
 
 def _deliver(factory, services, delivery_id):
@@ -227,6 +232,49 @@ def test_an_endpoint_that_times_out_is_paced_down_to_one_slot_and_back(factory, 
         assert _deliver(factory, quick, ids[4]).state == "delivered"
         slot = _slot(factory, ids[0])
         assert (slot.slow_limit, slot.in_flight) == (None, 0)
+
+
+def test_deliveries_to_a_paced_full_endpoint_wait_from_fan_out(factory, loopback_services,
+                                                                unique_repo):
+    """Paced (its attempts timed out) and every slot of its lowered bound taken: fan-out makes
+    the new deliveries wait for the endpoint's tickets, a round apart, with no message and no
+    task run. A full endpoint that is not paced, or a paced one with room, gets its message."""
+    receivers = [Receiver() for _ in range(3)]
+    try:
+        repos = [f"{unique_repo}-{n}" for n in range(3)]
+        firsts = [_publish(factory, repository, [receiver.url])[0]
+                  for repository, receiver in zip(repos, receivers)]
+        slots = [(1, 1), (None, POLICY.max_in_flight_per_endpoint), (2, 1)]  # (paced, in flight)
+        for first, (slow_limit, in_flight) in zip(firsts, slots):
+            with transaction(factory) as session:
+                session.execute(update(EndpointSlot)
+                                .where(EndpointSlot.endpoint == _slot(factory, first).endpoint)
+                                .values(slow_limit=slow_limit, in_flight=in_flight))
+        published = utcnow()
+        assert _event(factory, repos[0]) == [] and _event(factory, repos[0]) == []
+        assert [len(_event(factory, repository)) for repository in repos[1:]] == [1, 1]
+        with factory() as session:
+            parked = session.execute(
+                select(Delivery.id, Delivery.state, Delivery.attempts, Delivery.next_attempt_at)
+                .join(Notification, Notification.uuid == Delivery.notification_uuid)
+                .where(Notification.repository == repos[0], Delivery.state != "pending")
+                .order_by(Delivery.next_attempt_at)).all()
+        assert [(p.state, p.attempts) for p in parked] == [("retrying", 0)] * 2
+        assert timedelta(seconds=0.9) < parked[0].next_attempt_at - published < timedelta(seconds=3)
+        assert parked[1].next_attempt_at - parked[0].next_attempt_at == pytest.approx(
+            timedelta(seconds=1), abs=timedelta(seconds=0.05))  # one slot: a round apart
+        with transaction(factory) as session:  # its attempt ended; its ticket came (the
+            # scheduler's move, limited to this delivery: the database is shared)
+            session.execute(update(EndpointSlot)
+                            .where(EndpointSlot.endpoint == _slot(factory, firsts[0]).endpoint)
+                            .values(in_flight=0))
+            session.execute(update(Delivery).where(Delivery.id == parked[0].id)
+                            .values(state="pending", next_attempt_at=None))
+        assert _deliver(factory, loopback_services, parked[0].id).state == "delivered"
+        assert len(receivers[0].requests) == 1
+    finally:
+        for receiver in receivers:
+            receiver.close()
 
 
 @pytest.fixture

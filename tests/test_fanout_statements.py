@@ -3,17 +3,23 @@ it reaches (counted with SQLAlchemy's cursor events, not timed)."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, func, insert, select
+import pytest
+from sqlalchemy import event, func, insert, select, update
 
-from notifier.db import transaction
+from notifier.db import insert_ignore, transaction
+from notifier.delivery import Policy
 from notifier.fanout import event_message, fan_out
 from notifier.models import Delivery, EndpointSlot, Notification, utcnow
 
 
-def _add_notifications(factory, repository: str, count: int) -> None:
+POLICY = Policy(retry_schedule_s=(0, 60), max_failures=3, claim_timeout_s=30,
+                max_in_flight_per_endpoint=8)
+
+
+def _add_notifications(factory, repository: str, count: int, port: int = 9000) -> None:
     """``count`` webhook notifications over ten receivers (rows written directly: fast)."""
     rows = [{"repository": repository, "event": "repo_push", "method": "webhook",
-             "config": {"url": f"http://127.0.0.1:{9000 + n % 10}/hook"}, "event_config": {}}
+             "config": {"url": f"http://127.0.0.1:{port + n % 10}/hook"}, "event_config": {}}
             for n in range(count)]
     with transaction(factory) as session:
         session.execute(insert(Notification), rows)
@@ -33,7 +39,7 @@ def _statements_of_fan_out(factory, repository: str) -> tuple[int, int]:
     try:
         with transaction(factory) as session:
             refs = fan_out(session, message, server_hostname="registry.example.com",
-                           scheme="https")
+                           scheme="https", policy=POLICY)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     return len(statements), len(refs)
@@ -65,3 +71,26 @@ def test_a_repeated_fan_out_is_as_cheap_and_creates_nothing(factory, unique_repo
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)
                               .where(Delivery.event_id == f"event-{unique_repo}")) == count
+
+
+def test_deliveries_parked_at_paced_endpoints_cost_no_more_statements(factory, unique_repo):
+    """Half the ten endpoints paced and full: their 500 deliveries wait for tickets, taken in
+    the same single statement."""
+    _add_notifications(factory, f"{unique_repo}-one", 1, port=9100)
+    _add_notifications(factory, f"{unique_repo}-many", 1000, port=9100)
+    one, _ = _statements_of_fan_out(factory, f"{unique_repo}-one")
+    paced = [f"127.0.0.1:{9100 + n}" for n in range(5)]
+    with transaction(factory) as session:
+        session.execute(insert_ignore(session, EndpointSlot),
+                        [{"endpoint": endpoint} for endpoint in paced])
+        session.execute(update(EndpointSlot).where(EndpointSlot.endpoint.in_(paced))
+                        .values(slow_limit=1, in_flight=1))
+    many, refs = _statements_of_fan_out(factory, f"{unique_repo}-many")
+    assert (many, refs) == (one, 500)
+    with factory() as session:
+        waits = sorted(session.scalars(
+            select(Delivery.next_attempt_at).where(
+                Delivery.event_id == f"event-{unique_repo}-many",
+                Delivery.state == "retrying", Delivery.endpoint == "127.0.0.1:9100")))
+    assert len(waits) == 100 and (waits[-1] - waits[0]).total_seconds() == \
+        pytest.approx(99, abs=0.1)  # one slot: a round apart
