@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import heapq
+import ipaddress
 import itertools
 import json
 import re
@@ -46,6 +47,7 @@ from notifier.netpolicy import (ForbiddenAddress, IPAddress, Network, Unresolvab
 EXCERPT_BYTES = 2048
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 RESOLVER_THREADS = 4  # lookups at once per client; a hung resolver costs a thread until it returns
+WATCHDOG_SLACK_S = 0.02  # how late past its deadline an attempt may be cut
 INFLATED_ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 47}  # zlib wbits for each
 
 Resolver = Callable[[str, int, tuple[Network, ...]], IPAddress]
@@ -105,6 +107,14 @@ class Deadline:
             TIMEOUT_KIND, f"no complete answer within {self.timeout_s:g} s ({step})")
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _cut(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -113,7 +123,11 @@ def _cut(sock: socket.socket) -> None:
 
 
 class Watchdog:
-    """One thread that expires attempts whose deadline has passed."""
+    """One thread that expires attempts whose deadline has passed.
+
+    It is woken only when a deadline comes before every one it waits for (attempts share one
+    timeout, so rarely), and it expires every deadline that has passed at each wake, sleeping
+    up to WATCHDOG_SLACK_S past the first so that deadlines close together cost one wake."""
 
     def __init__(self):
         self._heap: list[tuple[float, int, Deadline]] = []
@@ -123,12 +137,14 @@ class Watchdog:
 
     def watch(self, deadline: Deadline) -> None:
         with self._changed:
+            sooner = not self._heap or deadline.at < self._heap[0][0]
             heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            if sooner:
+                self._changed.notify()
 
     def _run(self) -> None:
         while True:
@@ -137,10 +153,13 @@ class Watchdog:
                     self._changed.wait()
                 wait_s = self._heap[0][0] - time.monotonic()
                 if wait_s > 0:
-                    self._changed.wait(wait_s)
-                    continue
-                _, _, deadline = heapq.heappop(self._heap)
-            deadline.expire()
+                    self._changed.wait(wait_s + WATCHDOG_SLACK_S)
+                now = time.monotonic()
+                passed = []
+                while self._heap and self._heap[0][0] <= now:
+                    passed.append(heapq.heappop(self._heap)[2])
+            for deadline in passed:
+                deadline.expire()
 
 
 _attempt = threading.local()  # the running attempt's Deadline, for the connections it opens
@@ -268,17 +287,22 @@ class HttpClient:
         """Resolve and check the host before the deadline (getaddrinfo has no timeout)."""
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        lookup = self._lookups.submit(self._resolver, host, port, self._allowed)
         try:
-            deadline.resolved[(host, port)] = lookup.result(timeout=deadline.remaining_s())
-        except FutureTimeout:
-            lookup.cancel()
-            raise deadline.error("resolving the host") from None
+            if self._resolver is resolve and _is_address(host):
+                address = resolve(host, port, self._allowed)  # nothing to look up: no thread
+            else:
+                lookup = self._lookups.submit(self._resolver, host, port, self._allowed)
+                try:
+                    address = lookup.result(timeout=deadline.remaining_s())
+                except FutureTimeout:
+                    lookup.cancel()
+                    raise deadline.error("resolving the host") from None
         except Unresolvable as exc:
             raise RetryableDeliveryError("dns", str(exc)) from None
         except ForbiddenAddress as exc:
             raise RetryableDeliveryError("forbidden_address",
                                          worker_refusal(exc, self._allowed)) from None
+        deadline.resolved[(host, port)] = address
 
     def _exchange(self, url: str, body: bytes, headers: dict[str, str] | None,
                   deadline: Deadline, present_client_cert: bool
