@@ -10,15 +10,19 @@ one more when its endpoint's pacing changes, ``notifier.pacing``).
 from __future__ import annotations
 
 import logging
+import os
 import random
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
-from sqlalchemy import Boolean, Integer, bindparam, insert, select, update
+from sqlalchemy import Boolean, Integer, bindparam, create_engine, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from notifier.claims import claim_statements
 from notifier.db import dialect_name, insert_ignore, reconnecting, transaction
@@ -145,20 +149,58 @@ class _Claimed:
     event_recorded_at: datetime | None = None
 
 
-def _hot(factory: sessionmaker[Session]) -> Session | Connection:
-    """What the hot path runs its statements on. On PostgreSQL a bare connection in autocommit:
-    each claim and each record is one statement (atomic by itself), so BEGIN and COMMIT cost no
-    round trip, and the ORM session's bookkeeping costs no CPU. On SQLite, an ordinary session
-    (a BEGIN IMMEDIATE transaction)."""
+@contextmanager
+def _hot(factory: sessionmaker[Session]) -> Iterator[Session | Connection]:
+    """What the hot path runs its statements on. On PostgreSQL this thread's own connection, in
+    autocommit: each claim and each record is one statement (atomic by itself), so BEGIN and
+    COMMIT cost no round trip, the ORM session's bookkeeping costs no CPU, and no pool checkout
+    either (the connection stays with its thread; one that died is replaced on the next use,
+    and ``reconnecting`` runs the unit of work again). On SQLite, an ordinary session (a BEGIN
+    IMMEDIATE transaction)."""
     engine = factory.kw["bind"]
     if engine.dialect.name != "postgresql":
-        return factory()
-    return _autocommit(engine).connect()
+        with factory() as session:
+            yield session
+        return
+    connection = _thread_connection(engine)
+    try:
+        yield connection
+    finally:
+        if connection.invalidated:  # its database went away: the next use opens another
+            _local.held = None
+            connection.close()
+        elif connection.in_transaction():
+            connection.rollback()  # autocommit: only ends SQLAlchemy's bookkeeping
+
+
+_local = threading.local()
+_inherited: list = []  # connections a fork copied: the parent's to close, never the child's
+
+
+def _thread_connection(engine: Engine) -> Connection:
+    """This thread's hot connection to ``engine``'s database. A thread keeps one: one to
+    another engine (a runtime built again) is closed; one inherited through a fork is kept
+    referenced and untouched, so closing it cannot end the parent's session."""
+    held = getattr(_local, "held", None)
+    if held is not None:
+        pid, held_engine, connection = held
+        if pid != os.getpid():
+            _inherited.append(held)
+        elif held_engine is engine and not connection.closed:
+            return connection
+        else:
+            connection.close()
+    connection = _hot_engine(engine).connect()
+    _local.held = (os.getpid(), engine, connection)
+    return connection
 
 
 @lru_cache(maxsize=8)
-def _autocommit(engine: Engine) -> Engine:
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+def _hot_engine(engine: Engine) -> Engine:
+    """``engine``'s database, in autocommit, with one connection per thread that uses it: no
+    pool, so however many threads a worker runs, none waits for a connection."""
+    return create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                         hide_parameters=True)
 
 
 def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
