@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from notifier.db import insert_ignore
@@ -62,10 +63,11 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     Running it twice for one event id creates nothing new and returns the still-pending
     deliveries again (a duplicate message for them is harmless: a delivery is claimed once).
     """
+    db = session.connection()  # Core statements: the ORM's bookkeeping buys nothing here
     repository, event = message["repository"], message["event"]
     data = validate_event(repository, event, message.get("data"))
     now = utcnow()
-    session.execute(insert_ignore(session, Event).values(
+    db.execute(insert_ignore(db, Event).values(
         id=message["event_id"], repository=repository, name=event,
         payload=build_event_data(repository, event, data, server_hostname=server_hostname,
                                  scheme=scheme),
@@ -79,17 +81,17 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
         query = query.where(Notification.uuid == test_of)
     event_type = get_event(event)
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
-            for n in session.execute(query)
+            for n in db.execute(query)
             if test_of or event_type.passes(n.event_config, data)]
     if rows and policy is not None:
-        _park_at_paced_endpoints(session, rows, now, policy)
-    if rows:  # Core executemany on the tables: the ORM's bulk bookkeeping buys nothing here
-        session.execute(insert_ignore(session, Delivery.__table__), rows)
+        _park_at_paced_endpoints(db, rows, now, policy)
+    if rows:  # executemany on the tables
+        db.execute(insert_ignore(db, Delivery.__table__), rows)
         endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
         if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
-            session.execute(insert_ignore(session, EndpointSlot.__table__),
-                            [{"endpoint": endpoint} for endpoint in endpoints])
-    pending = session.execute(
+            db.execute(insert_ignore(db, EndpointSlot.__table__),
+                       [{"endpoint": endpoint} for endpoint in endpoints])
+    pending = db.execute(
         select(Delivery.id, Delivery.method, Delivery.notification_uuid)
         .where(Delivery.event_id == message["event_id"],
                Delivery.state == DeliveryState.PENDING.value)
@@ -98,12 +100,12 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
             for row in pending]
 
 
-def _park_at_paced_endpoints(session: Session, rows: list[dict[str, Any]], now: datetime,
+def _park_at_paced_endpoints(db: Connection, rows: list[dict[str, Any]], now: datetime,
                              policy: Policy) -> None:
     """Rows to a paced, full endpoint wait (``retrying``) for its next wait tickets."""
     counts = Counter(row["endpoint"] for row in rows
                      if row["endpoint"] and row["state"] == DeliveryState.PENDING.value)
-    tickets = take_tickets(session, dict(counts), now.timestamp(),
+    tickets = take_tickets(db, dict(counts), now.timestamp(),
                            policy.max_in_flight_per_endpoint, paced_and_full=True)
     for row in rows:
         waiting = tickets.get(row["endpoint"])

@@ -18,17 +18,21 @@ the deliveries of a paced endpoint that is full, so they cost no task run (``not
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
-from sqlalchemy import Float, case, func, literal, update
+from sqlalchemy import Float, Integer, String, any_, bindparam, case, func, literal, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from notifier.db import dialect_name
 from notifier.errors import TIMEOUT_KIND, DeliveryError
 from notifier.models import EndpointSlot
 
 log = logging.getLogger(__name__)
 
 BUSY_ENDPOINT_ROUND_S = 1.0
+_SLOTS = EndpointSlot.__table__  # Core: the ORM's bulk-update bookkeeping buys nothing here
 
 
 def pace(db: Session | Connection, endpoint: str | None, slow_limit: int | None,
@@ -60,23 +64,47 @@ def take_tickets(db: Session | Connection, counts: dict[str, int], now_s: float,
     are left out of the answer)."""
     if not counts:
         return {}
-    earliest_s = now_s + BUSY_ENDPOINT_ROUND_S
-    share_s = literal(BUSY_ENDPOINT_ROUND_S, Float) / func.coalesce(EndpointSlot.slow_limit,
-                                                                      max_in_flight)
-    taken = (case(counts, value=EndpointSlot.endpoint) if len(counts) > 1
-             else literal(next(iter(counts.values()))))
-    statement = (
-        update(EndpointSlot).where(EndpointSlot.endpoint.in_(list(counts)))
-        .values(busy_until_s=case((EndpointSlot.busy_until_s > earliest_s,
-                                   EndpointSlot.busy_until_s), else_=earliest_s)
-                + share_s * taken)
-        .returning(EndpointSlot.endpoint, EndpointSlot.busy_until_s, EndpointSlot.slow_limit))
-    if paced_and_full:
-        statement = statement.where(EndpointSlot.slow_limit.is_not(None),
-                                    EndpointSlot.in_flight >= EndpointSlot.slow_limit)
+    params = {"endpoints": list(counts), "earliest_s": now_s + BUSY_ENDPOINT_ROUND_S,
+              "max_in_flight": max_in_flight}
+    postgres = dialect_name(db) == "postgresql"
+    if len(set(counts.values())) == 1:  # the usual case: one statement built once
+        statement = _tickets(paced_and_full, postgres, uniform=True)
+        params["taken"] = next(iter(counts.values()))
+    else:
+        statement = _tickets(paced_and_full, postgres, uniform=False).values(
+            busy_until_s=_next_ticket(case(counts, value=_SLOTS.c.endpoint)))
     tickets = {}
-    for endpoint, last_s, slow_limit in db.execute(statement):
+    for endpoint, last_s, slow_limit in db.execute(statement, params):
         share = BUSY_ENDPOINT_ROUND_S / (slow_limit or max_in_flight)
         count = counts[endpoint]
         tickets[endpoint] = [last_s - share * (count - 1 - index) for index in range(count)]
     return tickets
+
+
+def _next_ticket(taken):
+    """The endpoint's last ticket after ``taken`` more: a round from now at the earliest, then
+    one slot's share of a round each."""
+    busy = _SLOTS.c.busy_until_s
+    earliest = bindparam("earliest_s", type_=Float)
+    share = literal(BUSY_ENDPOINT_ROUND_S, Float) / func.coalesce(
+        _SLOTS.c.slow_limit, bindparam("max_in_flight", type_=Integer))
+    return case((busy > earliest, busy), else_=earliest) + share * taken
+
+
+@lru_cache(maxsize=8)
+def _tickets(paced_and_full: bool, postgres: bool, *, uniform: bool):
+    """The UPDATE of the endpoints' slot rows. On PostgreSQL the endpoints are one array
+    parameter, so the statement's text stays the same (prepared once per connection)."""
+    endpoints = (_SLOTS.c.endpoint == any_(bindparam("endpoints", type_=ARRAY(String)))
+                 if postgres else _SLOTS.c.endpoint.in_(bindparam("endpoints",
+                                                                      expanding=True)))
+    statement = (update(_SLOTS).where(endpoints)
+                 .returning(_SLOTS.c.endpoint, _SLOTS.c.busy_until_s,
+                            _SLOTS.c.slow_limit))
+    if paced_and_full:
+        statement = statement.where(_SLOTS.c.slow_limit.is_not(None),
+                                    _SLOTS.c.in_flight >= _SLOTS.c.slow_limit)
+    if uniform:
+        statement = statement.values(
+            busy_until_s=_next_ticket(bindparam("taken", type_=Integer)))
+    return statement
