@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -98,6 +99,12 @@ def dialect_name(db: Session | Connection) -> str:
 
 
 def insert_ignore(db: Session | Connection, model) -> Insert:
-    """INSERT that skips rows whose key already exists (ON CONFLICT DO NOTHING)."""
-    dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
+    """INSERT that skips rows whose key already exists (ON CONFLICT DO NOTHING). Built once
+    per dialect and model (statements are immutable; ``.values()`` makes a new one)."""
+    return _insert_ignore(dialect_name(db), model)
+
+
+@lru_cache(maxsize=64)
+def _insert_ignore(dialect_name: str, model) -> Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()

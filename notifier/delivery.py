@@ -246,17 +246,25 @@ def _wait_for_endpoint(session: Session | Connection, delivery_id: str, endpoint
     """The endpoint has the most attempts in flight: the delivery waits, costing no attempt,
     until the endpoint's next wait ticket (``notifier.pacing``), at most the busy-endpoint
     delay."""
-    session.execute(insert_ignore(session, EndpointSlot).values(endpoint=endpoint))
+    session.execute(insert_ignore(session, EndpointSlot.__table__), {"endpoint": endpoint})
     [ticket_s] = take_tickets(session, {endpoint: 1}, now.timestamp(),
                               policy.max_in_flight_per_endpoint)[endpoint]
-    attempts = session.scalar(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
-        .values(state=DeliveryState.RETRYING.value,
-                next_attempt_at=wait_until(now, ticket_s, policy))
-        .returning(Delivery.attempts))
+    attempts = session.scalar(_to_wait(), {"delivery_id": delivery_id,
+                                           "next_attempt_at": wait_until(now, ticket_s, policy)})
     return Outcome(delivery_id, DeliveryState.RETRYING.value, attempts or 0,
                    policy.max_attempts, error=ENDPOINT_BUSY, ran=False)
+
+
+@lru_cache(maxsize=1)
+def _to_wait():
+    deliveries = Delivery.__table__
+    return (update(deliveries)
+            .where(deliveries.c.id == bindparam("delivery_id"),
+                   deliveries.c.state == DeliveryState.PENDING.value)
+            .values(state=DeliveryState.RETRYING.value,
+                    next_attempt_at=bindparam("next_attempt_at",
+                                              type_=deliveries.c.next_attempt_at.type))
+            .returning(deliveries.c.attempts))
 
 
 def wait_until(now: datetime, ticket_s: float, policy: Policy) -> datetime:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -67,21 +68,18 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     repository, event = message["repository"], message["event"]
     data = validate_event(repository, event, message.get("data"))
     now = utcnow()
-    db.execute(insert_ignore(db, Event).values(
-        id=message["event_id"], repository=repository, name=event,
-        payload=build_event_data(repository, event, data, server_hostname=server_hostname,
-                                 scheme=scheme),
-        performer=message.get("performer") or {},
-        published_at=datetime.fromisoformat(message["published_at"]), recorded_at=now,
-    ))
-    query = select(*_NOTIFICATION_COLUMNS).where(Notification.repository == repository,
-                                                 Notification.event == event)
+    db.execute(insert_ignore(db, Event.__table__), {
+        "id": message["event_id"], "repository": repository, "name": event,
+        "payload": build_event_data(repository, event, data, server_hostname=server_hostname,
+                                    scheme=scheme),
+        "performer": message.get("performer") or {},
+        "published_at": datetime.fromisoformat(message["published_at"]), "recorded_at": now,
+    })
     test_of = message.get("test_notification")
-    if test_of:
-        query = query.where(Notification.uuid == test_of)
     event_type = get_event(event)
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
-            for n in db.execute(query)
+            for n in db.execute(_notifications(bool(test_of)), {
+                "repository": repository, "event": event, **({"uuid": test_of} if test_of else {})})
             if test_of or event_type.passes(n.event_config, data)]
     if rows and policy is not None:
         _park_at_paced_endpoints(db, rows, now, policy)
@@ -91,11 +89,7 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
         if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
             db.execute(insert_ignore(db, EndpointSlot.__table__),
                        [{"endpoint": endpoint} for endpoint in endpoints])
-    pending = db.execute(
-        select(Delivery.id, Delivery.method, Delivery.notification_uuid)
-        .where(Delivery.event_id == message["event_id"],
-               Delivery.state == DeliveryState.PENDING.value)
-    ).all()
+    pending = db.execute(_pending(), {"event_id": message["event_id"]}).all()
     return [DeliveryRef(row.id, row.method, row.notification_uuid, event, repository)
             for row in pending]
 
@@ -112,6 +106,22 @@ def _park_at_paced_endpoints(db: Connection, rows: list[dict[str, Any]], now: da
         if waiting and row["state"] == DeliveryState.PENDING.value:
             row.update(state=DeliveryState.RETRYING.value, enqueued_at=None,
                        next_attempt_at=wait_until(now, waiting.pop(0), policy))
+
+
+@lru_cache(maxsize=2)
+def _notifications(test: bool):
+    """The notifications an event concerns (a test: the one it aims at). Statements here are
+    built once: building and walking a statement costs more CPU than running it."""
+    query = select(*_NOTIFICATION_COLUMNS).where(
+        Notification.repository == bindparam("repository"),
+        Notification.event == bindparam("event"))
+    return query.where(Notification.uuid == bindparam("uuid")) if test else query
+
+
+@lru_cache(maxsize=1)
+def _pending():
+    return select(Delivery.id, Delivery.method, Delivery.notification_uuid).where(
+        Delivery.event_id == bindparam("event_id"), Delivery.state == DeliveryState.PENDING.value)
 
 
 # What a delivery row needs of its notification (columns, not ORM objects: no identity map).
