@@ -70,9 +70,11 @@ class Producer:
                 self._send_deliveries(refs, producer)
 
     def _send_deliveries(self, refs: list[DeliveryRef], producer) -> None:
-        for ref in refs:
+        for index, ref in enumerate(refs):
+            # The first message declares the queue; declaring it again for each of the others
+            # (a cache lookup, but a fifth of a message's CPU) would change nothing.
             self._send(DELIVER_TASK, [ref.id], self.settings.delivery_queue, ref.describe(),
-                       producer=producer,
+                       producer=producer, declare=None if index == 0 else [],
                        outcome=f"some or none of {len(refs)} deliveries were enqueued")
 
     def resend(self, task: str, args: list) -> None:
@@ -82,14 +84,14 @@ class Producer:
         self._send(task, args, self.settings.fanout_queue, describe_event(args[0]))
 
     def _send(self, task: str, args: list, queue: str, argsrepr: str, producer=None,
-              outcome: str = "nothing was enqueued") -> None:
+              outcome: str = "nothing was enqueued", declare: list | None = None) -> None:
         """Send one message; the broker's refusal is BrokerUnavailable, naming the broker
         without its password and saying what was enqueued (``outcome``)."""
         from kombu.exceptions import KombuError
 
         try:
             self.app.send_task(task, args=args, queue=queue, argsrepr=argsrepr, retry=True,
-                               producer=producer)
+                               producer=producer, declare=declare)
         except (KombuError, OSError, ValueError) as exc:
             raise BrokerUnavailable(
                 f"broker unreachable at {_safe_url(self.settings.broker_url)}: "
