@@ -238,6 +238,9 @@ def test_prefork_children_are_added_up_in_a_fresh_folder(ops_fleet, unique_repo)
         ops_fleet.wait_for_state(notification.uuid, {"delivered"}, count=4, timeout_s=60)
     finally:
         slow.close()
+    # Counted just after the record commits: wait for the count, not only the state.
+    _wait_until(lambda: value(ops_fleet.worker_metrics("delivery"), "notifier_attempts_total",
+                              method="webhook", outcome="delivered") >= 4, timeout_s=10)
     found = ops_fleet.worker_metrics("delivery")
     assert value(found, "notifier_attempts_total", method="webhook", outcome="delivered") == 4
     folder = Path(ops_fleet.env["NOTIFIER_METRICS_DIR"]) / f"{node}@{socket.gethostname()}"
