@@ -105,6 +105,6 @@ def insert_ignore(db: Session | Connection, model) -> Insert:
 
 
 @lru_cache(maxsize=64)
-def _insert_ignore(dialect_name: str, model) -> Insert:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
+def _insert_ignore(backend: str, model) -> Insert:
+    dialect = postgresql if backend == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()
