@@ -246,7 +246,8 @@ def test_history_attempts_redeliver_and_rotate_the_secret(page, ui, people, redi
     expect(page.locator("pre.payload")).to_contain_text('"updated_tags"')
 
     receiver.statuses = [200]
-    page.get_by_role("button", name="Send again").click()
+    with page.expect_navigation():  # the form posts, then comes back here: wait for both
+        page.get_by_role("button", name="Send again").click()
     redis_fleet.wait_for_state(uuid, {"delivered"}, count=1, timeout_s=30)
     page.reload()
     expect(page.locator(".facts")).to_contain_text("delivered")
