@@ -172,6 +172,14 @@ class Fleet:
             time.sleep(0.1)
 
 
+def wait_until(condition, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` every 0.2 s; fail the test if it is not true within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

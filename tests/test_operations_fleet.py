@@ -19,7 +19,7 @@ from notifier.db import transaction
 from notifier.models import Notification
 from notifier.supervisor import beat_command, worker_command
 from tests.conftest import create_database, drop_database
-from tests.fleet import Fleet, free_port
+from tests.fleet import Fleet, free_port, wait_until
 from tests.receivers import Receiver
 
 pytestmark = pytest.mark.fleet
@@ -139,7 +139,7 @@ def test_worker_and_api_metrics_after_real_deliveries(ops_fleet, unique_repo):
         ops_fleet.wait_for_state(made["down"].uuid, {"failed"})
         [skipped] = ops_fleet.wait_for_state(off.uuid, {"skipped"})
         ops_fleet.cli("redeliver", skipped.id)  # sent again while disabled: skipped by a worker
-        _wait_until(lambda: value(ops_fleet.worker_metrics("delivery"), "notifier_attempts_total",
+        wait_until(lambda: value(ops_fleet.worker_metrics("delivery"), "notifier_attempts_total",
                                   method="webhook", outcome="skipped")
                     > value(before, "notifier_attempts_total", method="webhook",
                             outcome="skipped"))
@@ -239,7 +239,7 @@ def test_prefork_children_are_added_up_in_a_fresh_folder(ops_fleet, unique_repo)
     finally:
         slow.close()
     # Counted just after the record commits: wait for the count, not only the state.
-    _wait_until(lambda: value(ops_fleet.worker_metrics("delivery"), "notifier_attempts_total",
+    wait_until(lambda: value(ops_fleet.worker_metrics("delivery"), "notifier_attempts_total",
                               method="webhook", outcome="delivered") >= 4, timeout_s=10)
     found = ops_fleet.worker_metrics("delivery")
     assert value(found, "notifier_attempts_total", method="webhook", outcome="delivered") == 4
@@ -247,12 +247,6 @@ def test_prefork_children_are_added_up_in_a_fresh_folder(ops_fleet, unique_repo)
     children = {path.stem.rsplit("_", 1)[1] for path in folder.glob("counter_*.db")}
     assert len(children) == 2, sorted(folder.iterdir())
 
-
-def _wait_until(check, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
 
 
 def test_a_full_endpoint_reads_as_waiting_in_flower_not_as_success(redis_fleet, unique_repo):

@@ -4,12 +4,12 @@ workers (PostgreSQL + Redis) and loopback receivers, and aiosmtpd for the e-mail
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from sqlalchemy import func, select
 
 from notifier.models import InAppNotification, Notification
+from tests.fleet import wait_until
 from tests.smtp import SmtpServer
 from tests.ui_support import WAIT_MS, chromium_or_skip, screenshot_path, seed_people, start_ui_api
 
@@ -188,7 +188,7 @@ def test_failing_receiver_disables_it_with_reason_notice_in_bell_and_reenable(
     for tag in ("v1", "v2", "v3"):
         redis_fleet.producer.publish(people.repository, "repo_push", {"updated_tags": [tag]})
     redis_fleet.wait_for_state(uuid, {"failed"}, count=3, timeout_s=60)
-    _wait_until(lambda: not redis_fleet.notification(uuid).enabled)
+    wait_until(lambda: not redis_fleet.notification(uuid).enabled)
     redis_fleet.producer.publish(people.repository, "repo_push", {"updated_tags": ["v4"]})
     redis_fleet.wait_for_state(uuid, {"skipped"}, count=1, timeout_s=30)
 
@@ -316,7 +316,7 @@ def test_email_is_confirmed_through_the_form_against_a_real_smtp_server(page, ui
     before = len(smtp.inbox.messages)
     page.get_by_role("button", name="Send confirmation").click()
     expect(page.locator("#email-state")).to_contain_text("Waiting for confirmation")
-    _wait_until(lambda: len(smtp.inbox.messages) > before)
+    wait_until(lambda: len(smtp.inbox.messages) > before)
     mail = smtp.inbox.messages[-1]
     assert mail["To"] == address
     link = re.search(r"https?://\S+/authrepoemail\?code=\S+", mail.get_content()).group(0)
@@ -357,9 +357,3 @@ def _notifications(fleet, repository: str) -> list[Notification]:
         return list(session.scalars(select(Notification)
                                     .where(Notification.repository == repository)))
 
-
-def _wait_until(condition, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.cli_support import Cli, succeeded
-from tests.fleet import free_port
+from tests.fleet import free_port, wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -35,15 +35,6 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
             pass
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {START_TIMEOUT_S} s")
-
-
-def _eventually_in(url: str, text: str, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if text in requests.get(url, timeout=5).text:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_up_runs_the_service_and_stops_on_ctrl_c(tmp_path, receiver):
@@ -69,8 +60,9 @@ def test_up_runs_the_service_and_stops_on_ctrl_c(tmp_path, receiver):
         assert len(children) >= 5  # fan-out, delivery, beat, API, Flower
         _wait_until_ready(f"http://127.0.0.1:{metrics_port + 1}/metrics", up)
         # The receiver has the POST before the worker has read the answer and counted it.
-        assert _eventually_in(f"http://127.0.0.1:{metrics_port + 1}/metrics",
-                              'notifier_attempts_total{method="webhook",outcome="delivered"} 1.0')
+        wait_until(lambda: 'notifier_attempts_total{method="webhook",outcome="delivered"} 1.0'
+                   in requests.get(f"http://127.0.0.1:{metrics_port + 1}/metrics",
+                                   timeout=5).text, timeout_s=15)
         assert "notifier_deliveries_waiting" in requests.get(
             f"http://127.0.0.1:{api_port}/metrics", timeout=5).text
         time.sleep(3)  # a few more scheduler ticks
