@@ -167,7 +167,6 @@ def _hot(factory: sessionmaker[Session]) -> Iterator[Session | Connection]:
         yield connection
     finally:
         if connection.invalidated:  # its database went away: the next use opens another
-            _local.held = None
             connection.close()
         elif connection.in_transaction():
             connection.rollback()  # autocommit: only ends SQLAlchemy's bookkeeping
