@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import Insert, create_engine, event, inspect
+from psycopg.rows import dict_row
+from sqlalchemy import Executable, Insert, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -108,3 +109,34 @@ def insert_ignore(db: Session | Connection, model) -> Insert:
 def _insert_ignore(backend: str, model) -> Insert:
     dialect = postgresql if backend == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()
+
+
+def run_prepared(db: Connection, statement: Executable, params: dict[str, Any]
+                 ) -> dict[str, Any] | None:
+    """Run a PostgreSQL statement on ``db``'s psycopg connection, prepared, and return its
+    first row as a dict (None without one): for the hot path's few statements, whose
+    SQLAlchemy execution (cache key, parameter and result processing) costs about as much CPU
+    as psycopg and the database together. ``statement`` is compiled once; its parameters must
+    need no type processing on the way in (str, int, bool, aware datetimes) and its columns
+    none on the way out (psycopg decodes JSON and timestamptz itself).
+
+    Failures are SQLAlchemy's, as for any statement: a lost connection is invalidated and the
+    error says so, so ``reconnecting`` and the outage handling see what they always see."""
+    sql, defaults = _compiled(statement, db.dialect)
+    driver = db.connection.driver_connection
+    try:
+        with driver.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, {**defaults, **params}, prepare=True)
+            return cursor.fetchone() if cursor.description else None
+    except driver.Error as exc:
+        gone = db.dialect.is_disconnect(exc, driver, None)
+        if gone:
+            db.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, driver.Error, hide_parameters=True,
+                                  connection_invalidated=gone, dialect=db.dialect) from None
+
+
+@lru_cache(maxsize=32)
+def _compiled(statement: Executable, dialect) -> tuple[str, dict[str, Any]]:
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from notifier.claims import claim_statements
-from notifier.db import dialect_name, insert_ignore, reconnecting, transaction
+from notifier.db import dialect_name, insert_ignore, reconnecting, run_prepared, transaction
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
 from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
@@ -294,7 +294,7 @@ def _record(factory: sessionmaker[Session], attempt: Attempt, error: DeliveryErr
     counts = changes["state"] == DeliveryState.FAILED.value and not base.is_test
     with _hot(factory) as db:
         if dialect_name(db) == "postgresql" and not counts:
-            moved = db.execute(_pg_record(), _record_params(attempt, changes, base)).first()
+            moved = run_prepared(db, _pg_record(), _record_params(attempt, changes, base))
             if moved is None:
                 return _not_recorded(db, attempt, policy)
             _pace(db, attempt, error, base, policy)
