@@ -18,7 +18,7 @@ from sqlalchemy import Integer, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from notifier.db import dialect_name, run_prepared
+from notifier.db import dialect_name, first_row
 from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification
 
 _READ = (Notification.method, Notification.config, Notification.enabled, Notification.title,
@@ -70,8 +70,8 @@ class PostgresClaim:
 
     def take(self, db: Connection, delivery_id: str, until: datetime,
              max_in_flight: int) -> dict[str, Any] | None:
-        return run_prepared(db, self.statement(), {"delivery_id": delivery_id, "until": until,
-                                                   "max_in_flight": max_in_flight})
+        return first_row(db, self.statement(), {"delivery_id": delivery_id, "until": until,
+                                                "max_in_flight": max_in_flight})
 
 
 class SequentialClaim:

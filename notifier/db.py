@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from psycopg.rows import dict_row
-from sqlalchemy import Executable, Insert, create_engine, event, inspect
+from psycopg.types.json import Json
+from sqlalchemy import (JSON, Executable, Insert, Table, bindparam, create_engine, event, func,
+                        inspect, select)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,24 +114,101 @@ def _insert_ignore(backend: str, model) -> Insert:
     return dialect.insert(model).on_conflict_do_nothing()
 
 
-def run_prepared(db: Connection, statement: Executable, params: dict[str, Any]
-                 ) -> dict[str, Any] | None:
-    """Run a PostgreSQL statement on ``db``'s psycopg connection, prepared, and return its
-    first row as a dict (None without one): for the hot path's few statements, whose
-    SQLAlchemy execution (cache key, parameter and result processing) costs about as much CPU
-    as psycopg and the database together. ``statement`` is compiled once; its parameters must
-    need no type processing on the way in (str, int, bool, aware datetimes) and its columns
-    none on the way out (psycopg decodes JSON and timestamptz itself).
+# --- statements run on the driver ---------------------------------------------------------------
+# The ledger's frequent statements (the claim, the record, fan-out's) cost about as much CPU in
+# SQLAlchemy's execution (cache key, parameter and result processing) as in psycopg and the
+# database together. On PostgreSQL these helpers run them on the psycopg connection instead,
+# compiled once and prepared; elsewhere (SQLite) through SQLAlchemy as usual. Rows are dicts.
+# Parameters get what SQLAlchemy would add (JSON encoding; a statement's constant values);
+# results need nothing (psycopg decodes JSON and timestamptz itself). Failures are SQLAlchemy's,
+# as for any statement: a lost connection is invalidated and the error says so, so
+# ``reconnecting`` and the outage handling see what they always see.
 
-    Failures are SQLAlchemy's, as for any statement: a lost connection is invalidated and the
-    error says so, so ``reconnecting`` and the outage handling see what they always see."""
-    sql, defaults = _compiled(statement, db.dialect)
+Params = dict[str, Any]
+
+
+def first_row(db: Session | Connection, statement: Executable, params: Params
+              ) -> Params | None:
+    """The first row ``statement`` returns (None without one)."""
+    db = _connection(db)
+    if db.dialect.name != "postgresql":
+        row = db.execute(statement, params).first()
+        return None if row is None else dict(row._mapping)
+    with _on_driver(db, statement, [params]) as cursor:
+        return cursor.fetchone() if cursor.description else None
+
+
+def all_rows(db: Session | Connection, statement: Executable, params: Params
+             ) -> list[Params]:
+    """Every row ``statement`` returns."""
+    db = _connection(db)
+    if db.dialect.name != "postgresql":
+        return [dict(row._mapping) for row in db.execute(statement, params)]
+    with _on_driver(db, statement, [params]) as cursor:
+        return cursor.fetchall()
+
+
+def insert_ignore_rows(db: Session | Connection, table: Table, rows: list[Params]) -> None:
+    """INSERT ``rows`` (all with the same keys) into ``table``, skipping those whose key exists.
+    On PostgreSQL one statement whatever the number of rows (the columns as arrays, unnested),
+    so its text stays the same and is prepared."""
+    db = _connection(db)
+    if db.dialect.name != "postgresql":
+        db.execute(insert_ignore(db, table), rows)
+        return
+    given = tuple(rows[0])
+    params = {key: [row[key] for row in rows] for key in given}
+    params.update((key, [value] * len(rows)) for key, value in _defaults(table, given).items())
+    _on_driver(db, _unnest_insert(table, tuple(params)), [params]).close()
+
+
+@lru_cache(maxsize=32)
+def _defaults(table: Table, given: tuple[str, ...]) -> Params:
+    """The values SQLAlchemy would fill in for the columns an INSERT does not name."""
+    defaults = {}
+    for column in table.columns:
+        if column.key in given or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise ValueError(f"rows for {table.name} must give {column.key} (its default is "
+                             f"computed)")
+        defaults[column.key] = column.default.arg
+    return defaults
+
+
+@lru_cache(maxsize=32)
+def _unnest_insert(table: Table, keys: tuple[str, ...]) -> Insert:
+    arrays = [bindparam(key, type_=ARRAY(table.c[key].type)) for key in keys]
+    rows = select(func.unnest(*arrays).table_valued(*keys).render_derived())
+    return (postgresql.insert(table).from_select(list(keys), rows, include_defaults=False)
+            .on_conflict_do_nothing())
+
+
+def _connection(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _on_driver(db: Connection, statement: Executable, rows: list[Params]):
+    """Execute ``statement`` for each of ``rows``; returns the cursor, for its rows."""
+    sql, defaults, json_names = _compiled(statement, db.dialect)
+    bound = [{**defaults, **row} for row in rows]
+    for row in bound:
+        for name, array in json_names:
+            row[name] = [_json(item) for item in row[name]] if array else _json(row[name])
     driver = db.connection.driver_connection
+    cursor = driver.cursor(row_factory=dict_row)
+    many = len(bound) > 1
+    if db._has_events or db.engine._has_events:  # statement counters and loggers see these too
+        db.dispatch.before_cursor_execute(db, cursor, sql, bound if many else bound[0], None,
+                                          many)
     try:
-        with driver.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(sql, {**defaults, **params}, prepare=True)
-            return cursor.fetchone() if cursor.description else None
+        if many:
+            cursor.executemany(sql, bound)
+        else:
+            cursor.execute(sql, bound[0], prepare=True)
+        return cursor
     except driver.Error as exc:
+        cursor.close()
         gone = db.dialect.is_disconnect(exc, driver, None)
         if gone:
             db.invalidate(exc)
@@ -136,7 +216,18 @@ def run_prepared(db: Connection, statement: Executable, params: dict[str, Any]
                                   connection_invalidated=gone, dialect=db.dialect) from None
 
 
-@lru_cache(maxsize=32)
-def _compiled(statement: Executable, dialect) -> tuple[str, dict[str, Any]]:
+@lru_cache(maxsize=64)
+def _compiled(statement: Executable, dialect
+              ) -> tuple[str, Params, tuple[tuple[str, bool], ...]]:
+    """The SQL text, the parameters it has values for, and its JSON parameters (with whether
+    each is an array of JSON values, as ``insert_ignore_rows`` binds)."""
     compiled = statement.compile(dialect=dialect)
-    return str(compiled), dict(compiled.params)
+    defaults = {name: value for name, value in compiled.params.items()
+                if not compiled.binds[name].required}
+    json_names = tuple((name, isinstance(bind.type, ARRAY)) for name, bind in compiled.binds.items()
+                       if isinstance(getattr(bind.type, "item_type", bind.type), JSON))
+    return str(compiled), defaults, json_names
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else Json(value)

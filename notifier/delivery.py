@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from notifier.claims import claim_statements
-from notifier.db import dialect_name, insert_ignore, reconnecting, run_prepared, transaction
+from notifier.db import (dialect_name, first_row, insert_ignore_rows, reconnecting,
+                         transaction)
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
 from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
@@ -245,13 +246,14 @@ def _wait_for_endpoint(session: Session | Connection, delivery_id: str, endpoint
     """The endpoint has the most attempts in flight: the delivery waits, costing no attempt,
     until the endpoint's next wait ticket (``notifier.pacing``), at most the busy-endpoint
     delay."""
-    session.execute(insert_ignore(session, EndpointSlot.__table__), {"endpoint": endpoint})
+    insert_ignore_rows(session, EndpointSlot.__table__, [{"endpoint": endpoint}])
     [ticket_s] = take_tickets(session, {endpoint: 1}, now.timestamp(),
                               policy.max_in_flight_per_endpoint)[endpoint]
-    attempts = session.scalar(_to_wait(), {"delivery_id": delivery_id,
-                                           "next_attempt_at": wait_until(now, ticket_s, policy)})
-    return Outcome(delivery_id, DeliveryState.RETRYING.value, attempts or 0,
-                   policy.max_attempts, error=ENDPOINT_BUSY, ran=False)
+    waiting = first_row(session, _to_wait(), {
+        "delivery_id": delivery_id, "next_attempt_at": wait_until(now, ticket_s, policy)})
+    return Outcome(delivery_id, DeliveryState.RETRYING.value,
+                   waiting["attempts"] if waiting else 0, policy.max_attempts,
+                   error=ENDPOINT_BUSY, ran=False)
 
 
 @lru_cache(maxsize=1)
@@ -294,7 +296,7 @@ def _record(factory: sessionmaker[Session], attempt: Attempt, error: DeliveryErr
     counts = changes["state"] == DeliveryState.FAILED.value and not base.is_test
     with _hot(factory) as db:
         if dialect_name(db) == "postgresql" and not counts:
-            moved = run_prepared(db, _pg_record(), _record_params(attempt, changes, base))
+            moved = first_row(db, _pg_record(), _record_params(attempt, changes, base))
             if moved is None:
                 return _not_recorded(db, attempt, policy)
             _pace(db, attempt, error, base, policy)

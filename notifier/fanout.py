@@ -9,11 +9,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from notifier.db import insert_ignore
+from notifier.db import all_rows, insert_ignore_rows
 from notifier.delivery import Policy, wait_until
 from notifier.events import build_event_data, get_event, validate_event
 from notifier.methods import get_method
@@ -64,33 +64,33 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     Running it twice for one event id creates nothing new and returns the still-pending
     deliveries again (a duplicate message for them is harmless: a delivery is claimed once).
     """
-    db = session.connection()  # Core statements: the ORM's bookkeeping buys nothing here
+    db = session.connection()  # on the driver: the ORM's bookkeeping buys nothing here
     repository, event = message["repository"], message["event"]
     data = validate_event(repository, event, message.get("data"))
     now = utcnow()
-    db.execute(insert_ignore(db, Event.__table__), {
+    insert_ignore_rows(db, Event.__table__, [{
         "id": message["event_id"], "repository": repository, "name": event,
         "payload": build_event_data(repository, event, data, server_hostname=server_hostname,
                                     scheme=scheme),
         "performer": message.get("performer") or {},
         "published_at": datetime.fromisoformat(message["published_at"]), "recorded_at": now,
-    })
+    }])
     test_of = message.get("test_notification")
     event_type = get_event(event)
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
-            for n in db.execute(_notifications(bool(test_of)), {
+            for n in all_rows(db, _notifications(bool(test_of)), {
                 "repository": repository, "event": event, **({"uuid": test_of} if test_of else {})})
-            if test_of or event_type.passes(n.event_config, data)]
+            if test_of or event_type.passes(n["event_config"], data)]
     if rows and policy is not None:
         _park_at_paced_endpoints(db, rows, now, policy)
-    if rows:  # executemany on the tables
-        db.execute(insert_ignore(db, Delivery.__table__), rows)
+    if rows:
+        insert_ignore_rows(db, Delivery.__table__, rows)
         endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
         if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
-            db.execute(insert_ignore(db, EndpointSlot.__table__),
-                       [{"endpoint": endpoint} for endpoint in endpoints])
-    pending = db.execute(_pending(), {"event_id": message["event_id"]}).all()
-    return [DeliveryRef(row.id, row.method, row.notification_uuid, event, repository)
+            insert_ignore_rows(db, EndpointSlot.__table__,
+                               [{"endpoint": endpoint} for endpoint in endpoints])
+    pending = all_rows(db, _pending(), {"event_id": message["event_id"]})
+    return [DeliveryRef(row["id"], row["method"], row["notification_uuid"], event, repository)
             for row in pending]
 
 
@@ -129,16 +129,16 @@ _NOTIFICATION_COLUMNS = (Notification.uuid, Notification.repository, Notificatio
                          Notification.config, Notification.event_config, Notification.enabled)
 
 
-def _delivery_row(event_id: str, notification: Row, now: datetime, *,
+def _delivery_row(event_id: str, notification: dict[str, Any], now: datetime, *,
                   is_test: bool) -> dict[str, Any]:
-    enabled = notification.enabled or is_test  # an admin's test goes out even when disabled
+    enabled = notification["enabled"] or is_test  # an admin's test goes out even when disabled
     return {
-        "id": delivery_id(event_id, notification.uuid),
+        "id": delivery_id(event_id, notification["uuid"]),
         "event_id": event_id,
-        "notification_uuid": notification.uuid,
-        "method": notification.method,
-        "endpoint": get_method(notification.method).delivery_endpoint(notification.config,
-                                                                      notification.repository),
+        "notification_uuid": notification["uuid"],
+        "method": notification["method"],
+        "endpoint": get_method(notification["method"]).delivery_endpoint(
+            notification["config"], notification["repository"]),
         "state": (DeliveryState.PENDING if enabled else DeliveryState.SKIPPED).value,
         "attempts": 0,
         "enqueued_at": now if enabled else None,

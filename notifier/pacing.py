@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from notifier.db import dialect_name
+from notifier.db import all_rows, dialect_name
 from notifier.errors import TIMEOUT_KIND, DeliveryError
 from notifier.models import EndpointSlot
 
@@ -68,13 +68,15 @@ def take_tickets(db: Session | Connection, counts: dict[str, int], now_s: float,
               "max_in_flight": max_in_flight}
     postgres = dialect_name(db) == "postgresql"
     if len(set(counts.values())) == 1:  # the usual case: one statement built once
-        statement = _tickets(paced_and_full, postgres, uniform=True)
         params["taken"] = next(iter(counts.values()))
-    else:
+        taken = all_rows(db, _tickets(paced_and_full, postgres, uniform=True), params)
+    else:  # rare: a statement for these counts
         statement = _tickets(paced_and_full, postgres, uniform=False).values(
             busy_until_s=_next_ticket(case(counts, value=_SLOTS.c.endpoint)))
+        taken = [dict(row._mapping) for row in db.execute(statement, params)]
     tickets = {}
-    for endpoint, last_s, slow_limit in db.execute(statement, params):
+    for row in taken:
+        endpoint, last_s, slow_limit = row["endpoint"], row["busy_until_s"], row["slow_limit"]
         share = BUSY_ENDPOINT_ROUND_S / (slow_limit or max_in_flight)
         count = counts[endpoint]
         tickets[endpoint] = [last_s - share * (count - 1 - index) for index in range(count)]
@@ -108,3 +110,4 @@ def _tickets(paced_and_full: bool, postgres: bool, *, uniform: bool):
         statement = statement.values(
             busy_until_s=_next_ticket(bindparam("taken", type_=Integer)))
     return statement
+
