@@ -1,4 +1,5 @@
-"""Database engines and sessions, for PostgreSQL (psycopg 3) and SQLite alike."""
+"""Database engines and sessions, for PostgreSQL (psycopg 3) and SQLite alike, and the
+frequent statements run on the driver."""
 
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def first_row(db: Session | Connection, statement: Executable, params: Params
     if db.dialect.name != "postgresql":
         row = db.execute(statement, params).first()
         return None if row is None else dict(row._mapping)
-    with _on_driver(db, statement, [params]) as cursor:
+    with _on_driver(db, statement, params) as cursor:
         return cursor.fetchone() if cursor.description else None
 
 
@@ -144,7 +145,7 @@ def all_rows(db: Session | Connection, statement: Executable, params: Params
     db = _connection(db)
     if db.dialect.name != "postgresql":
         return [dict(row._mapping) for row in db.execute(statement, params)]
-    with _on_driver(db, statement, [params]) as cursor:
+    with _on_driver(db, statement, params) as cursor:
         return cursor.fetchall()
 
 
@@ -159,7 +160,7 @@ def insert_ignore_rows(db: Session | Connection, table: Table, rows: list[Params
     given = tuple(rows[0])
     params = {key: [row[key] for row in rows] for key in given}
     params.update((key, [value] * len(rows)) for key, value in _defaults(table, given).items())
-    _on_driver(db, _unnest_insert(table, tuple(params)), [params]).close()
+    _on_driver(db, _unnest_insert(table, tuple(params)), params).close()
 
 
 @lru_cache(maxsize=32)
@@ -188,25 +189,18 @@ def _connection(db: Session | Connection) -> Connection:
     return db.connection() if isinstance(db, Session) else db
 
 
-def _on_driver(db: Connection, statement: Executable, rows: list[Params]):
-    """Execute ``statement`` for each of ``rows``; returns the cursor, for its rows."""
+def _on_driver(db: Connection, statement: Executable, params: Params):
+    """Execute ``statement``, prepared, on ``db``'s psycopg connection; returns the cursor."""
     sql, defaults, json_names = _compiled(statement, db.dialect)
-    bound = [{**defaults, **row} for row in rows]
-    for row in bound:
-        for name, array in json_names:
-            row[name] = [_json(item) for item in row[name]] if array else _json(row[name])
+    params = {**defaults, **params}
+    for name, array in json_names:
+        params[name] = [_json(item) for item in params[name]] if array else _json(params[name])
     driver = db.connection.driver_connection
     cursor = driver.cursor(row_factory=dict_row)
-    many = len(bound) > 1
     if db._has_events or db.engine._has_events:  # statement counters and loggers see these too
-        db.dispatch.before_cursor_execute(db, cursor, sql, bound if many else bound[0], None,
-                                          many)
+        db.dispatch.before_cursor_execute(db, cursor, sql, params, None, False)
     try:
-        if many:
-            cursor.executemany(sql, bound)
-        else:
-            cursor.execute(sql, bound[0], prepare=True)
-        return cursor
+        cursor.execute(sql, params, prepare=True)
     except driver.Error as exc:
         cursor.close()
         gone = db.dialect.is_disconnect(exc, driver, None)
@@ -214,6 +208,7 @@ def _on_driver(db: Connection, statement: Executable, rows: list[Params]):
             db.invalidate(exc)
         raise DBAPIError.instance(sql, None, exc, driver.Error, hide_parameters=True,
                                   connection_invalidated=gone, dialect=db.dialect) from None
+    return cursor
 
 
 @lru_cache(maxsize=64)
@@ -224,7 +219,8 @@ def _compiled(statement: Executable, dialect
     compiled = statement.compile(dialect=dialect)
     defaults = {name: value for name, value in compiled.params.items()
                 if not compiled.binds[name].required}
-    json_names = tuple((name, isinstance(bind.type, ARRAY)) for name, bind in compiled.binds.items()
+    json_names = tuple((name, isinstance(bind.type, ARRAY))
+                       for name, bind in compiled.binds.items()
                        if isinstance(getattr(bind.type, "item_type", bind.type), JSON))
     return str(compiled), defaults, json_names
 

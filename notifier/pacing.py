@@ -110,4 +110,3 @@ def _tickets(paced_and_full: bool, postgres: bool, *, uniform: bool):
         statement = statement.values(
             busy_until_s=_next_ticket(bindparam("taken", type_=Integer)))
     return statement
-
