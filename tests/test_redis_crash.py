@@ -4,6 +4,7 @@ after it restarts from its file, the same workers deliver every event `publish` 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -62,7 +63,23 @@ def test_events_accepted_before_redis_is_killed_are_all_delivered(tmp_path, rece
 
         accepted = registry.accepted
         assert accepted_before_crash > 0 and len(accepted) > accepted_before_crash
-        receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
+        try:
+            receiver.wait_for(len(accepted), timeout_s=DRAIN_TIMEOUT_S)
+        except AssertionError as exc:
+            missing = _where_missing(fleet, notification.uuid, receiver, accepted)
+            raise AssertionError(f"{exc}; {missing}") from None
         receiver.assert_each_tag_once(accepted)
         assert len(fleet.wait_for_state(notification.uuid, {"delivered"},
                                         count=len(accepted), timeout_s=60)) == len(accepted)
+
+
+def _where_missing(fleet, notification_uuid: str, receiver, accepted: list[str]) -> str:
+    """Where each accepted event that was not received is: never recorded (its fan-out message
+    was lost) or a delivery in some state."""
+    received = {tag for request in receiver.requests
+                for tag in json.loads(request.body).get("updated_tags", [])}
+    states = {delivery.event_id: delivery.state
+              for delivery in fleet.deliveries(notification_uuid)}
+    return "missing: " + ", ".join(
+        f"{tag} ({states.get(f'crash-{tag}', 'event not recorded')})"
+        for tag in accepted if tag not in received)

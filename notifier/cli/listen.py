@@ -261,10 +261,10 @@ def listen(host: str, port: int, secret: str | None, status: int, delay: float,
     secret = secret or new_secret()
     receiver = Receiver(secret, answer, print_json)
     server = bind(host, port, receiver.handler())
-    click.echo(banner(url_host(host), server.server_address[1], secret, generated, answer),
-               err=print_json)
     signal.signal(signal.SIGTERM, _stop)
-    try:
+    try:  # from the banner on, Ctrl-C stops it cleanly (it can come as soon as it is read)
+        click.echo(banner(url_host(host), server.server_address[1], secret, generated, answer),
+                   err=print_json)
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
