@@ -86,13 +86,16 @@ class Receiver:
                 self._arrived.wait(left)
             return list(self.requests)
 
+    def tags(self) -> set[str]:
+        """The events that arrived, told apart by their first tag."""
+        return {_first_tag(request) for request in self.requests}
+
     def assert_each_tag_once(self, tags: list[str]) -> None:
         """Every event (told apart by its first tag) arrived, and any repeat carried the same
         webhook-id, so the receiver can tell it is the same delivery."""
         webhook_ids: dict[str, set[str]] = {}
         for request in self.requests:
-            tag = json.loads(request.body)["updated_tags"][0]
-            webhook_ids.setdefault(tag, set()).add(request.headers["webhook-id"])
+            webhook_ids.setdefault(_first_tag(request), set()).add(request.headers["webhook-id"])
         assert sorted(webhook_ids) == sorted(tags)
         assert all(len(ids) == 1 for ids in webhook_ids.values())
 
@@ -146,6 +149,10 @@ class RawReceiver:
     def close(self) -> None:
         self._closed.set()
         self.sock.close()
+
+
+def _first_tag(request: Received) -> str:
+    return json.loads(request.body)["updated_tags"][0]
 
 
 def _read_request(conn: socket.socket) -> None:
