@@ -3,6 +3,8 @@ frequent statements run on the driver."""
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from notifier.errors import DatabaseNotReady
 
@@ -73,6 +76,67 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def hot(factory: sessionmaker[Session]) -> Iterator[Session | Connection]:
+    """What the hot path (the claim, the record, fan-out) runs its statements on. On PostgreSQL
+    this thread's own connection, in autocommit: each claim, each record and each fan-out's
+    write is one statement (atomic by itself), so BEGIN and COMMIT cost no round trip, the ORM
+    session's bookkeeping costs no CPU, and no pool checkout either (the connection stays with
+    its thread; one that died is replaced on the next use, and ``reconnecting`` runs the unit
+    of work again). On SQLite, an ordinary session (a BEGIN IMMEDIATE transaction): the caller
+    commits."""
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with factory() as session:
+            yield session
+        return
+    connection = _thread_connection(engine)
+    try:
+        yield connection
+    finally:
+        if connection.invalidated:  # its database went away: the next use opens another
+            connection.close()
+        elif connection.in_transaction():
+            connection.rollback()  # autocommit: only ends SQLAlchemy's bookkeeping
+
+
+_local = threading.local()
+_inherited: list = []  # connections a fork copied: the parent's to close, never the child's
+
+
+def _thread_connection(engine: Engine) -> Connection:
+    """This thread's hot connection to ``engine``'s database. A thread keeps one: one to
+    another engine (a runtime built again) is closed; one inherited through a fork is kept
+    referenced and untouched, so closing it cannot end the parent's session."""
+    held = getattr(_local, "held", None)
+    if held is not None:
+        pid, held_engine, connection = held
+        if pid != os.getpid():
+            _inherited.append(held)
+        elif held_engine is engine and not connection.closed:
+            return connection
+        else:
+            connection.close()
+    connection = _hot_engine(engine).connect()
+    _local.held = (os.getpid(), engine, connection)
+    return connection
+
+
+@lru_cache(maxsize=8)
+def _hot_engine(engine: Engine) -> Engine:
+    """``engine``'s database, in autocommit, with one connection per thread that uses it: no
+    pool, so however many threads a worker runs, none waits for a connection."""
+    hot_engine = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                               hide_parameters=True)
+
+    @event.listens_for(hot_engine, "before_cursor_execute")
+    def _seen_by_engine(*args) -> None:  # statement counters on ``engine`` see these too
+        if engine._has_events:
+            engine.dispatch.before_cursor_execute(*args)
+
+    return hot_engine
 
 
 def reconnecting(work: Callable[[], T]) -> T:
@@ -158,9 +222,30 @@ def insert_ignore_rows(db: Session | Connection, table: Table, rows: list[Params
         db.execute(insert_ignore(db, table), rows)
         return
     given = tuple(rows[0])
-    params = {key: [row[key] for row in rows] for key in given}
-    params.update((key, [value] * len(rows)) for key, value in _defaults(table, given).items())
-    _on_driver(db, _unnest_insert(table, tuple(params)), params).close()
+    _on_driver(db, unnest_insert(table, given), unnest_params(table, given, rows)).close()
+
+
+@lru_cache(maxsize=32)
+def unnest_insert(table: Table, given: tuple[str, ...], prefix: str = "") -> Insert:
+    """PostgreSQL: INSERT into ``table`` the rows of the array parameters ``prefix + key`` (the
+    ``given`` columns and those with a constant default), skipping rows whose key exists. The
+    text is the same for any number of rows; ``prefix`` keeps apart the parameters of several
+    such inserts in one statement (``unnest_params`` makes the parameters)."""
+    keys = given + tuple(_defaults(table, given))
+    arrays = [bindparam(prefix + key, type_=ARRAY(table.c[key].type)) for key in keys]
+    rows = select(func.unnest(*arrays).table_valued(*keys).render_derived())
+    return (postgresql.insert(table).from_select(list(keys), rows, include_defaults=False)
+            .on_conflict_do_nothing())
+
+
+def unnest_params(table: Table, given: tuple[str, ...], rows: list[Params],
+                  prefix: str = "") -> Params:
+    """The parameters of ``unnest_insert(table, given, prefix)`` for ``rows`` (none: nothing
+    is inserted)."""
+    params = {prefix + key: [row[key] for row in rows] for key in given}
+    params.update((prefix + key, [value] * len(rows))
+                  for key, value in _defaults(table, given).items())
+    return params
 
 
 @lru_cache(maxsize=32)
@@ -175,14 +260,6 @@ def _defaults(table: Table, given: tuple[str, ...]) -> Params:
                              f"computed)")
         defaults[column.key] = column.default.arg
     return defaults
-
-
-@lru_cache(maxsize=32)
-def _unnest_insert(table: Table, keys: tuple[str, ...]) -> Insert:
-    arrays = [bindparam(key, type_=ARRAY(table.c[key].type)) for key in keys]
-    rows = select(func.unnest(*arrays).table_valued(*keys).render_derived())
-    return (postgresql.insert(table).from_select(list(keys), rows, include_defaults=False)
-            .on_conflict_do_nothing())
 
 
 def _connection(db: Session | Connection) -> Connection:

@@ -10,22 +10,18 @@ one more when its endpoint's pacing changes, ``notifier.pacing``).
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Callable
 
-from sqlalchemy import Boolean, Integer, bindparam, create_engine, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Boolean, Integer, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from notifier.claims import claim_statements
-from notifier.db import (dialect_name, first_row, insert_ignore_rows, reconnecting,
+from notifier.db import (dialect_name, first_row, hot, insert_ignore_rows, reconnecting,
                          transaction)
 from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
 from notifier.inapp import notify_disabled
@@ -150,64 +146,11 @@ class _Claimed:
     event_recorded_at: datetime | None = None
 
 
-@contextmanager
-def _hot(factory: sessionmaker[Session]) -> Iterator[Session | Connection]:
-    """What the hot path runs its statements on. On PostgreSQL this thread's own connection, in
-    autocommit: each claim and each record is one statement (atomic by itself), so BEGIN and
-    COMMIT cost no round trip, the ORM session's bookkeeping costs no CPU, and no pool checkout
-    either (the connection stays with its thread; one that died is replaced on the next use,
-    and ``reconnecting`` runs the unit of work again). On SQLite, an ordinary session (a BEGIN
-    IMMEDIATE transaction)."""
-    engine = factory.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        with factory() as session:
-            yield session
-        return
-    connection = _thread_connection(engine)
-    try:
-        yield connection
-    finally:
-        if connection.invalidated:  # its database went away: the next use opens another
-            connection.close()
-        elif connection.in_transaction():
-            connection.rollback()  # autocommit: only ends SQLAlchemy's bookkeeping
-
-
-_local = threading.local()
-_inherited: list = []  # connections a fork copied: the parent's to close, never the child's
-
-
-def _thread_connection(engine: Engine) -> Connection:
-    """This thread's hot connection to ``engine``'s database. A thread keeps one: one to
-    another engine (a runtime built again) is closed; one inherited through a fork is kept
-    referenced and untouched, so closing it cannot end the parent's session."""
-    held = getattr(_local, "held", None)
-    if held is not None:
-        pid, held_engine, connection = held
-        if pid != os.getpid():
-            _inherited.append(held)
-        elif held_engine is engine and not connection.closed:
-            return connection
-        else:
-            connection.close()
-    connection = _hot_engine(engine).connect()
-    _local.held = (os.getpid(), engine, connection)
-    return connection
-
-
-@lru_cache(maxsize=8)
-def _hot_engine(engine: Engine) -> Engine:
-    """``engine``'s database, in autocommit, with one connection per thread that uses it: no
-    pool, so however many threads a worker runs, none waits for a connection."""
-    return create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-                         hide_parameters=True)
-
-
 def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
            policy: Policy) -> _Claimed | Outcome:
     """Take a pending delivery and a slot at its endpoint, and read what its attempt needs."""
     until = now + timedelta(seconds=policy.claim_timeout_s)
-    with _hot(factory) as db:
+    with hot(factory) as db:
         taken = claim_statements(db).take(db, delivery_id, until,
                                           policy.max_in_flight_per_endpoint)
         if taken is None:
@@ -294,7 +237,7 @@ def _record(factory: sessionmaker[Session], attempt: Attempt, error: DeliveryErr
     changes = _next_state(attempt, error, policy, now, rng,
                           this_round=attempt.number - base.attempts_before_redelivery)
     counts = changes["state"] == DeliveryState.FAILED.value and not base.is_test
-    with _hot(factory) as db:
+    with hot(factory) as db:
         if dialect_name(db) == "postgresql" and not counts:
             moved = first_row(db, _pg_record(), _record_params(attempt, changes, base))
             if moved is None:

@@ -9,11 +9,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from notifier.db import all_rows, insert_ignore_rows
+from notifier.db import (all_rows, dialect_name, insert_ignore_rows, unnest_insert,
+                         unnest_params)
 from notifier.delivery import Policy, wait_until
 from notifier.events import build_event_data, get_event, validate_event
 from notifier.methods import get_method
@@ -55,7 +56,7 @@ def event_message(repository: str, event: str, data: dict[str, Any], performer: 
     return message
 
 
-def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
+def fan_out(db: Session | Connection, message: dict[str, Any], *, server_hostname: str,
             scheme: str, policy: Policy | None = None) -> list[DeliveryRef]:
     """Record the event and its deliveries; returns the pending ones, to enqueue after commit.
 
@@ -63,33 +64,45 @@ def fan_out(session: Session, message: dict[str, Any], *, server_hostname: str,
     in the database from the start, as a refused claim would, instead of costing a task run.
     Running it twice for one event id creates nothing new and returns the still-pending
     deliveries again (a duplicate message for them is harmless: a delivery is claimed once).
+    On PostgreSQL the event, its deliveries and their endpoints' slot rows go in as one
+    statement (atomic by itself: ``db`` may be in autocommit), after the read of the
+    notifications; on SQLite as statements of the caller's transaction.
     """
-    db = session.connection()  # on the driver: the ORM's bookkeeping buys nothing here
+    db = db.connection() if isinstance(db, Session) else db  # on the driver: no ORM bookkeeping
     repository, event = message["repository"], message["event"]
     data = validate_event(repository, event, message.get("data"))
     now = utcnow()
-    insert_ignore_rows(db, Event.__table__, [{
+    event_row = {
         "id": message["event_id"], "repository": repository, "name": event,
         "payload": build_event_data(repository, event, data, server_hostname=server_hostname,
                                     scheme=scheme),
         "performer": message.get("performer") or {},
         "published_at": datetime.fromisoformat(message["published_at"]), "recorded_at": now,
-    }])
+    }
     test_of = message.get("test_notification")
     event_type = get_event(event)
+    found = all_rows(db, _notifications(bool(test_of)), {
+        "repository": repository, "event": event, **({"uuid": test_of} if test_of else {})})
     rows = [_delivery_row(message["event_id"], n, now, is_test=bool(test_of))
-            for n in all_rows(db, _notifications(bool(test_of)), {
-                "repository": repository, "event": event, **({"uuid": test_of} if test_of else {})})
-            if test_of or event_type.passes(n["event_config"], data)]
-    if rows and policy is not None:
+            for n in found if test_of or event_type.passes(n["event_config"], data)]
+    if rows and policy is not None and found[0]["paced_and_full"]:
         _park_at_paced_endpoints(db, rows, now, policy)
-    if rows:
-        insert_ignore_rows(db, Delivery.__table__, rows)
-        endpoints = sorted({row["endpoint"] for row in rows if row["endpoint"]})
-        if endpoints:  # the claim counts attempts in flight on its endpoint's slot row
-            insert_ignore_rows(db, EndpointSlot.__table__,
-                               [{"endpoint": endpoint} for endpoint in endpoints])
-    pending = all_rows(db, _pending(), {"event_id": message["event_id"]})
+    # The claim counts attempts in flight on its endpoint's slot row.
+    slots = [{"endpoint": endpoint} for endpoint in sorted({row["endpoint"] for row in rows
+                                                            if row["endpoint"]})]
+    if dialect_name(db) == "postgresql":
+        pending = all_rows(db, _record_all(), {
+            **unnest_params(Event.__table__, _EVENT_KEYS, [event_row], "e_"),
+            **unnest_params(Delivery.__table__, _DELIVERY_KEYS, rows, "d_"),
+            **unnest_params(EndpointSlot.__table__, ("endpoint",), slots, "s_"),
+            "event_id": message["event_id"]})
+    else:
+        insert_ignore_rows(db, Event.__table__, [event_row])
+        if rows:
+            insert_ignore_rows(db, Delivery.__table__, rows)
+        if slots:
+            insert_ignore_rows(db, EndpointSlot.__table__, slots)
+        pending = all_rows(db, _pending(), {"event_id": message["event_id"]})
     return [DeliveryRef(row["id"], row["method"], row["notification_uuid"], event, repository)
             for row in pending]
 
@@ -112,18 +125,48 @@ def _park_at_paced_endpoints(db: Connection, rows: list[dict[str, Any]], now: da
 def _notifications(test: bool):
     """The notifications an event concerns (a test: the one it aims at). Statements here are
     built once: building and walking a statement costs more CPU than running it."""
-    query = select(*_NOTIFICATION_COLUMNS).where(
+    query = select(*_NOTIFICATION_COLUMNS, _paced_and_full()).where(
         Notification.repository == bindparam("repository"),
         Notification.event == bindparam("event"))
     return query.where(Notification.uuid == bindparam("uuid")) if test else query
 
 
+def _paced_and_full():
+    """How many endpoints (anyone's) are paced and full: almost always none, and then fan-out
+    parks nothing and takes no wait tickets (an index holds the paced ones, migration 0011)."""
+    slots = EndpointSlot.__table__.c
+    return (select(func.count()).where(slots.slow_limit.is_not(None),
+                                       slots.in_flight >= slots.slow_limit)
+            .scalar_subquery().label("paced_and_full"))
+
+
 @lru_cache(maxsize=1)
 def _pending():
-    return select(Delivery.id, Delivery.method, Delivery.notification_uuid).where(
-        Delivery.event_id == bindparam("event_id"), Delivery.state == DeliveryState.PENDING.value)
+    return select(*_REF_COLUMNS).where(Delivery.event_id == bindparam("event_id"),
+                                       Delivery.state == DeliveryState.PENDING.value)
 
 
+@lru_cache(maxsize=1)
+def _record_all():
+    """PostgreSQL: insert the event, its deliveries and their endpoints' slot rows (each
+    skipping what exists) and return the pending deliveries: those inserted now and, when the
+    event was fanned out before, those still pending from then (the statement's snapshot does
+    not see its own inserts, so nothing comes twice)."""
+    event = unnest_insert(Event.__table__, _EVENT_KEYS, "e_").cte("event")
+    slots = unnest_insert(EndpointSlot.__table__, ("endpoint",), "s_").cte("slots")
+    added = (unnest_insert(Delivery.__table__, _DELIVERY_KEYS, "d_")
+             .returning(*_REF_COLUMNS, Delivery.state).cte("added"))
+    new = select(*(added.c[column.key] for column in _REF_COLUMNS)).where(
+        added.c.state == DeliveryState.PENDING.value)
+    return new.union_all(_pending()).add_cte(event, slots)
+
+
+_REF_COLUMNS = (Delivery.id, Delivery.method, Delivery.notification_uuid)
+_EVENT_KEYS = ("id", "repository", "name", "payload", "performer", "published_at",
+               "recorded_at")
+_DELIVERY_KEYS = ("id", "event_id", "notification_uuid", "method", "endpoint", "state",
+                  "attempts", "enqueued_at", "last_error", "is_test", "created_at",
+                  "next_attempt_at")
 # What a delivery row needs of its notification (columns, not ORM objects: no identity map).
 _NOTIFICATION_COLUMNS = (Notification.uuid, Notification.repository, Notification.method,
                          Notification.config, Notification.event_config, Notification.enabled)

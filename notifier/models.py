@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -127,12 +128,19 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
 
 
+_PACED = text("slow_limit IS NOT NULL")
+
+
 class EndpointSlot(Base):
     """Per endpoint: attempts in flight (the claim adds one under the bound; a trigger on
     deliveries takes it back whenever a delivering row changes state or goes away, so the count
     stays exact on every path), and the wait ticket handed to deliveries refused while full."""
 
     __tablename__ = "endpoint_slots"
+    __table_args__ = (  # the few paced endpoints, for fan-out (migration 0011)
+        Index("ix_endpoint_slots_paced", "endpoint", postgresql_where=_PACED,
+              sqlite_where=_PACED),
+    )
 
     endpoint: Mapped[str] = mapped_column(String(300), primary_key=True)
     in_flight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from notifier.db import make_engine, make_session_factory, transaction
+from notifier.db import hot, make_engine, make_session_factory, reconnecting, transaction
 from notifier.deadletters import bury
 from notifier.delivery import Outcome, Policy, run_delivery
 from notifier.fanout import DeliveryRef, fan_out
@@ -69,11 +69,13 @@ class Runtime:
     def fan_out(self, message: dict) -> list[DeliveryRef]:
         """Record the event and its deliveries; the caller enqueues the result."""
         def once() -> list[DeliveryRef]:
-            with transaction(self.factory) as session:
-                return fan_out(session, message, server_hostname=self.settings.server_hostname,
+            with hot(self.factory) as db:  # PostgreSQL: a read and one write, in autocommit
+                refs = fan_out(db, message, server_hostname=self.settings.server_hostname,
                                scheme=self.settings.preferred_url_scheme, policy=self.policy)
+                db.commit()
+                return refs
         started = time.perf_counter()
-        refs = self.outage.call(once, stopping=self.stopping)
+        refs = self.outage.call(lambda: reconnecting(once), stopping=self.stopping)
         self._metrics().record_fan_out(message["event"], time.perf_counter() - started)
         return refs
 
