@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from notifier.db import dialect_name, first_row
 from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification
 
-_READ = (Notification.method, Notification.config, Notification.enabled, Notification.title,
+# What the attempt needs of its notification and event (the method is the delivery's own: a
+# refused claim returns it too, for the metrics' label).
+_READ = (Notification.config, Notification.enabled, Notification.title,
          Notification.event_config, Event.name, Event.repository, Event.payload,
          Event.performer, Event.recorded_at)
 _CLAIMED = (Delivery.id, Delivery.attempts, Delivery.attempts_before_redelivery,
@@ -52,7 +54,7 @@ class PostgresClaim:
     @staticmethod
     @lru_cache(maxsize=1)
     def statement():
-        target = (select(Delivery.id, Delivery.endpoint)
+        target = (select(Delivery.id, Delivery.endpoint, Delivery.method)
                   .where(Delivery.id == bindparam("delivery_id"),
                          Delivery.state == DeliveryState.PENDING.value)
                   .with_for_update().cte("target"))
@@ -61,7 +63,8 @@ class PostgresClaim:
         claimed = (_claim_update()
                    .where(Delivery.id == select(target.c.id).where(free).scalar_subquery())
                    .returning(*_CLAIMED).cte("claimed"))
-        return (select(target.c.endpoint, *(claimed.c[c.key] for c in _CLAIMED[1:]), *_READ,
+        return (select(target.c.endpoint, target.c.method,
+                       *(claimed.c[c.key] for c in _CLAIMED[1:]), *_READ,
                        select(slot.c.slow_limit).scalar_subquery().label("slow_limit"))
                 .select_from(target)
                 .outerjoin(claimed, claimed.c.id == target.c.id)
@@ -82,7 +85,8 @@ class SequentialClaim:
         claimed = session.execute(
             _claim_update().where(Delivery.id == delivery_id,
                                   Delivery.state == DeliveryState.PENDING.value)
-            .returning(Delivery.endpoint, *_CLAIMED[1:]), {"until": until}).first()
+            .returning(Delivery.endpoint, Delivery.method, *_CLAIMED[1:]),
+            {"until": until}).first()
         if claimed is None:
             return None
         taken = {**claimed._mapping, "slow_limit": None}
@@ -90,7 +94,8 @@ class SequentialClaim:
             slot = session.execute(_take_slot(claimed.endpoint),
                                    {"max_in_flight": max_in_flight}).first()
             if slot is None:
-                return {"endpoint": claimed.endpoint, "attempts": None}  # the caller rolls back
+                return {"endpoint": claimed.endpoint, "method": claimed.method,
+                        "attempts": None}  # the caller rolls back
             taken["slow_limit"] = slot.slow_limit
         found = session.execute(
             select(*_READ).join_from(Notification, Event, Event.id == claimed.event_id)

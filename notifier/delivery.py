@@ -172,7 +172,7 @@ def _claim(factory: sessionmaker[Session], delivery_id: str, now: datetime,
                          taken["endpoint"], taken["slow_limit"]),
                 taken["event_id"], taken["recorded_at"])
         db.commit()
-        return outcome
+        return replace(outcome, method=taken["method"])
 
 
 def _not_claimed(session: Session | Connection, delivery_id: str, policy: Policy) -> Outcome:

@@ -6,10 +6,9 @@ which the task answers by putting its message back in the queue."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
@@ -22,8 +21,8 @@ from notifier.http import HttpClient
 from notifier.ledger import abandon_delivery
 from notifier.mailer import Mailer
 from notifier.methods import Services
-from notifier.metrics.worker import WorkerMetrics, attempt_outcome, worker_metrics
-from notifier.models import Delivery, utcnow
+from notifier.metrics.worker import WorkerMetrics, worker_metrics
+from notifier.models import utcnow
 from notifier.netpolicy import parse_networks
 from notifier.outage import Outage, is_database_unavailable
 from notifier.retention import Pruned, cutoff_for, prune_ledger
@@ -87,11 +86,7 @@ class Runtime:
             lambda: run_delivery(self.factory, delivery_id, policy=self.policy,
                                  services=self.services),
             stopping=self.stopping)
-        if outcome.method is None and attempt_outcome(outcome):  # skipped or busy: not claimed
-            with self.factory() as session:
-                outcome = replace(outcome, method=session.scalar(
-                    select(Delivery.method).where(Delivery.id == delivery_id)))
-        if outcome.method:
+        if outcome.method:  # attempted, or refused at a full endpoint, or skipped (disabled)
             self._metrics().record_outcome(outcome, outcome.method)
         return outcome
 

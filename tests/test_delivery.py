@@ -138,6 +138,7 @@ def test_a_full_endpoint_makes_deliveries_wait_without_an_attempt(factory, loopb
         third = _deliver(factory, loopback_services, ids[2])
         fourth = _deliver(factory, loopback_services, ids[3])
         assert (third.state, third.error, third.ran) == ("retrying", "endpoint busy", False)
+        assert third.method == "webhook"  # from the refused claim itself: the metrics' label
         with factory() as session:
             waits = [session.get(Delivery, i) for i in ids[2:]]
         assert [w.attempts for w in waits] == [0, 0]
