@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import bindparam, event, insert, literal, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from notifier.db import all_rows, first_row, insert_ignore_rows, transaction
+from notifier.db import all_rows, first_row, hot, insert_ignore_rows, transaction
 from notifier.models import EndpointSlot, Event, Notification, utcnow
 
 
@@ -102,3 +102,23 @@ def test_a_connection_lost_under_a_driver_statement_is_reported_as_sqlalchemy_wo
     assert lost.value.connection_invalidated  # so reconnecting() runs the work again
     with engine.connect() as connection:
         assert first_row(connection, select(literal(1).label("one")), {}) == {"one": 1}
+
+
+def test_statements_on_a_threads_hot_connection_are_seen_by_the_engines_listeners(factory):
+    """The claim, the record and fan-out run on a connection of another engine (PostgreSQL:
+    autocommit, no pool); statement counters listening on the worker's engine see them."""
+    engine = factory.kw["bind"]
+    statements = []
+
+    def keep(_connection, _cursor, statement, *_):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with hot(factory) as db:
+            row = first_row(db, select(literal(7).label("seven")), {})
+            db.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert row == {"seven": 7}
+    assert [s for s in statements if "seven" in s]
