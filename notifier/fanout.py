@@ -91,9 +91,10 @@ def fan_out(db: Session | Connection, message: dict[str, Any], *, server_hostnam
     slots = [{"endpoint": endpoint} for endpoint in sorted({row["endpoint"] for row in rows
                                                             if row["endpoint"]})]
     if dialect_name(db) == "postgresql":
-        pending = all_rows(db, _record_all(), {
+        keys = tuple(rows[0]) if rows else _DELIVERY_KEYS
+        pending = all_rows(db, _record_all(keys), {
             **unnest_params(Event.__table__, _EVENT_KEYS, [event_row], "e_"),
-            **unnest_params(Delivery.__table__, _DELIVERY_KEYS, rows, "d_"),
+            **unnest_params(Delivery.__table__, keys, rows, "d_"),
             **unnest_params(EndpointSlot.__table__, ("endpoint",), slots, "s_"),
             "event_id": message["event_id"]})
     else:
@@ -146,15 +147,15 @@ def _pending():
                                        Delivery.state == DeliveryState.PENDING.value)
 
 
-@lru_cache(maxsize=1)
-def _record_all():
+@lru_cache(maxsize=4)
+def _record_all(delivery_keys: tuple[str, ...]):
     """PostgreSQL: insert the event, its deliveries and their endpoints' slot rows (each
     skipping what exists) and return the pending deliveries: those inserted now and, when the
     event was fanned out before, those still pending from then (the statement's snapshot does
     not see its own inserts, so nothing comes twice)."""
     event = unnest_insert(Event.__table__, _EVENT_KEYS, "e_").cte("event")
     slots = unnest_insert(EndpointSlot.__table__, ("endpoint",), "s_").cte("slots")
-    added = (unnest_insert(Delivery.__table__, _DELIVERY_KEYS, "d_")
+    added = (unnest_insert(Delivery.__table__, delivery_keys, "d_")
              .returning(*_REF_COLUMNS, Delivery.state).cte("added"))
     new = select(*(added.c[column.key] for column in _REF_COLUMNS)).where(
         added.c.state == DeliveryState.PENDING.value)
@@ -164,6 +165,7 @@ def _record_all():
 _REF_COLUMNS = (Delivery.id, Delivery.method, Delivery.notification_uuid)
 _EVENT_KEYS = ("id", "repository", "name", "payload", "performer", "published_at",
                "recorded_at")
+# The deliveries' columns when an event concerns no notification (none is inserted).
 _DELIVERY_KEYS = ("id", "event_id", "notification_uuid", "method", "endpoint", "state",
                   "attempts", "enqueued_at", "last_error", "is_test", "created_at",
                   "next_attempt_at")

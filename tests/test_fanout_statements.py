@@ -9,7 +9,7 @@ from sqlalchemy import event, func, insert, select, update
 from notifier.db import insert_ignore, transaction
 from notifier.delivery import Policy
 from notifier.fanout import event_message, fan_out
-from notifier.models import Delivery, EndpointSlot, Notification, utcnow
+from notifier.models import Delivery, EndpointSlot, Event, Notification, utcnow
 
 
 POLICY = Policy(retry_schedule_s=(0, 60), max_failures=3, claim_timeout_s=30,
@@ -94,3 +94,12 @@ def test_deliveries_parked_at_paced_endpoints_cost_no_more_statements(factory, u
                 Delivery.state == "retrying", Delivery.endpoint == "127.0.0.1:9100")))
     assert len(waits) == 100 and (waits[-1] - waits[0]).total_seconds() == \
         pytest.approx(99, abs=0.1)  # one slot: a round apart
+
+
+def test_an_event_no_notification_concerns_is_recorded_all_the_same(factory, unique_repo):
+    _add_notifications(factory, f"{unique_repo}-one", 1)
+    one, _ = _statements_of_fan_out(factory, f"{unique_repo}-one")
+    none, refs = _statements_of_fan_out(factory, f"{unique_repo}-none")
+    assert none <= one and refs == 0
+    with factory() as session:
+        assert session.get(Event, f"event-{unique_repo}-none") is not None

@@ -3,11 +3,11 @@
 Revision ID: 0011
 Revises: 0010
 
-Fan-out reads, with an event's notifications, which endpoints are paced and full (their
-deliveries wait from the start), so it takes wait tickets only when one of its endpoints is
-among them. Paced endpoints are few: the partial index keeps that read small however many
-endpoints there are, and ``slow_limit`` changes rarely, so the claim's update of ``in_flight``
-stays a heap-only one.
+Fan-out reads, with an event's notifications, how many endpoints are paced and full (their
+deliveries wait from the start), and takes wait tickets only while there are some. Paced
+endpoints are few: the partial index keeps that read small however many endpoints there are,
+and ``slow_limit`` changes rarely, so the claim's update of ``in_flight`` stays a heap-only
+one.
 """
 
 from alembic import op
