@@ -51,6 +51,7 @@ from notifier.supervisor import ProcessGroup, beat_command, worker_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench` for the ceiling
 from bench.ceiling import CEILING_TASK, SAMPLE_ENV  # noqa: E402
+from bench.cpu import CpuTally, CpuUnavailable, snapshot  # noqa: E402
 from bench.ledger import fill_ledger  # noqa: E402
 
 REPOSITORY = "bench/pipeline"
@@ -61,6 +62,7 @@ HOOK_PATH = "/hook"
 CEILING_PATH = "/ceiling"
 LOG_TAIL_LINES = 20
 POLL_S = 0.05
+CPU_SETTLE_S = 0.3
 
 
 class BenchError(Exception):
@@ -257,6 +259,7 @@ class Bench:
         stack.callback(self.group.stop)
         self.ceiling_queue = f"{self.settings.queue_prefix}.bench-ceiling"
         self.slow_uuid: str | None = None
+        self.cpu = CpuTally() if args.cpu else None
 
     def add_notifications(self, repository: str, urls: list[str]) -> list[str]:
         allowed = parse_networks(self.settings.allowed_networks)
@@ -383,10 +386,12 @@ class Bench:
         print(title, flush=True)
         results = []
         for number in range(1, self.args.rounds + 1):
-            runs = [self.ceiling_run(self.args.events),
-                    self.notifier_run("notifier", self.args.events)]
+            runs = [self.measured("ceiling", lambda: self.ceiling_run(self.args.events)),
+                    self.measured("notifier",
+                                  lambda: self.notifier_run("notifier", self.args.events))]
             if self.slow:
-                runs.append(self.slow_run(self.args.events))
+                runs.append(self.measured("notifier + slow",
+                                          lambda: self.slow_run(self.args.events)))
             for run in runs:
                 print(f"  round {number}  {run.describe()}", flush=True)
             print(f"  round {number}  ratio notifier/ceiling {runs[1].rate / runs[0].rate:.2f}"
@@ -396,7 +401,22 @@ class Bench:
                      if self.slow else ""), flush=True)
             results.append(tuple(runs))
         print(summary(results), flush=True)
+        if self.cpu:
+            print(self.cpu.table(), flush=True)
+            self.cpu = CpuTally()  # the next rounds (a full ledger) are counted on their own
         return results
+
+    def measured(self, kind: str, run: Callable[[], Run]) -> Run:
+        """``run()``, with the CPU every process spent on it when ``--cpu`` (counted until the
+        workers have settled: they record and acknowledge after the receiver has the POST)."""
+        if self.cpu is None:
+            return run()
+        workers = {name: process.pid for name, process in self.group.processes.items()}
+        before = snapshot(workers)
+        result = run()
+        time.sleep(CPU_SETTLE_S)
+        self.cpu.add(kind, before, snapshot(workers), len(result.arrivals))
+        return result
 
     def steady(self, capacity: float) -> None:
         """Latency at fractions of the measured capacity (deliveries/s)."""
@@ -515,6 +535,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--waiting-retries", type=int, default=100_000, help="with --ledger-rows")
     add("--send-timeout", type=float, default=2.0, help="seconds; the slow receiver exceeds it")
     add("--max-in-flight", type=int, default=8, help="NOTIFIER_MAX_IN_FLIGHT_PER_ENDPOINT")
+    add("--cpu", action="store_true",
+        help="print CPU per delivery by process (workers, PostgreSQL, Redis; Linux /proc)")
     add("--fanout-pool", default="threads")
     add("--fanout-concurrency", type=int, default=4, help="4 as in the README and Procfile")
     add("--delivery-pool", default="threads", help="threads, prefork, solo ...")
@@ -544,7 +566,7 @@ def run_in_workdir(body: Callable[[Path, ExitStack], bool]) -> int:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
             complete = body(workdir, stack)
-        except BenchError as exc:
+        except (BenchError, CpuUnavailable) as exc:
             print(f"error: {exc}\n{log_tails(workdir / 'logs')}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

@@ -32,9 +32,11 @@ def bench(redis_db: int, *arguments: str) -> str:
 def test_the_pipeline_bench_prints_every_figure(redis_db):
     printed = bench(redis_db, "bench/pipeline.py", "--events", "4", "--notifications", "2",
                     "--receivers", "2", "--rounds", "1", "--slow-receiver", "--send-timeout", "1",
-                    "--steady", "0.5", "--steady-seconds", "2", "--fanout-notifications", "20")
+                    "--steady", "0.5", "--steady-seconds", "2", "--fanout-notifications", "20",
+                    "--cpu")
     for figure in ("ceiling (bare Celery)", "ratio notifier/ceiling", "healthy throughput",
-                   "steady 0.5x", "1 event to 20 notifications"):
+                   "steady 0.5x", "1 event to 20 notifications", "CPU per delivery",
+                   "delivery (main process)", "PostgreSQL", "CPU of a ceiling delivery"):
         assert figure in printed, printed
 
 
