@@ -81,6 +81,9 @@ def test_no_sequential_scan_of_the_ledger(big_ledger, loopback_services, receive
         newest_rows(session, before=(page[-1][0].created_at, page[-1][0].id), limit=20)
         list_attempts(session, ref.id)
     assert len(statements) >= 8
+    captured = [statement for statement, _ in statements]
+    assert any("FOR UPDATE" in s and "endpoint_slots" in s for s in captured)  # the claim
+    assert any("INSERT INTO attempts" in s for s in captured)  # the record
 
     with factory.kw["bind"].raw_connection() as raw:
         cursor = raw.cursor()
