@@ -90,7 +90,8 @@ class CpuTally:
                 lines.append("  " + f"{role:<{width}}" + "".join(f"{v:>24.2f}" for v in values))
         totals = [sum(per[kind].values()) for kind in kinds]
         lines.append("  " + f"{'total':<{width}}" + "".join(f"{t:>24.2f}" for t in totals))
-        if len(kinds) > 1 and totals[1]:
+        total = dict(zip(kinds, totals))
+        if total.get("ceiling") and total.get("notifier"):
             lines.append(f"  CPU of a ceiling delivery / a notifier delivery: "
-                         f"{totals[0] / totals[1]:.2f}")
+                         f"{total['ceiling'] / total['notifier']:.2f}")
         return "\n".join(lines)

@@ -68,7 +68,6 @@ def fan_out(db: Session | Connection, message: dict[str, Any], *, server_hostnam
     statement (atomic by itself: ``db`` may be in autocommit), after the read of the
     notifications; on SQLite as statements of the caller's transaction.
     """
-    db = db.connection() if isinstance(db, Session) else db  # on the driver: no ORM bookkeeping
     repository, event = message["repository"], message["event"]
     data = validate_event(repository, event, message.get("data"))
     now = utcnow()
@@ -91,9 +90,9 @@ def fan_out(db: Session | Connection, message: dict[str, Any], *, server_hostnam
     slots = [{"endpoint": endpoint} for endpoint in sorted({row["endpoint"] for row in rows
                                                             if row["endpoint"]})]
     if dialect_name(db) == "postgresql":
-        keys = tuple(rows[0]) if rows else _DELIVERY_KEYS
-        pending = all_rows(db, _record_all(keys), {
-            **unnest_params(Event.__table__, _EVENT_KEYS, [event_row], "e_"),
+        event_keys, keys = tuple(event_row), tuple(rows[0]) if rows else _DELIVERY_KEYS
+        pending = all_rows(db, _record_all(event_keys, keys), {
+            **unnest_params(Event.__table__, event_keys, [event_row], "e_"),
             **unnest_params(Delivery.__table__, keys, rows, "d_"),
             **unnest_params(EndpointSlot.__table__, ("endpoint",), slots, "s_"),
             "event_id": message["event_id"]})
@@ -108,7 +107,7 @@ def fan_out(db: Session | Connection, message: dict[str, Any], *, server_hostnam
             for row in pending]
 
 
-def _park_at_paced_endpoints(db: Connection, rows: list[dict[str, Any]], now: datetime,
+def _park_at_paced_endpoints(db: Session | Connection, rows: list[dict[str, Any]], now: datetime,
                              policy: Policy) -> None:
     """Rows to a paced, full endpoint wait (``retrying``) for its next wait tickets."""
     counts = Counter(row["endpoint"] for row in rows
@@ -148,12 +147,12 @@ def _pending():
 
 
 @lru_cache(maxsize=4)
-def _record_all(delivery_keys: tuple[str, ...]):
+def _record_all(event_keys: tuple[str, ...], delivery_keys: tuple[str, ...]):
     """PostgreSQL: insert the event, its deliveries and their endpoints' slot rows (each
     skipping what exists) and return the pending deliveries: those inserted now and, when the
     event was fanned out before, those still pending from then (the statement's snapshot does
     not see its own inserts, so nothing comes twice)."""
-    event = unnest_insert(Event.__table__, _EVENT_KEYS, "e_").cte("event")
+    event = unnest_insert(Event.__table__, event_keys, "e_").cte("event")
     slots = unnest_insert(EndpointSlot.__table__, ("endpoint",), "s_").cte("slots")
     added = (unnest_insert(Delivery.__table__, delivery_keys, "d_")
              .returning(*_REF_COLUMNS, Delivery.state).cte("added"))
@@ -163,8 +162,6 @@ def _record_all(delivery_keys: tuple[str, ...]):
 
 
 _REF_COLUMNS = (Delivery.id, Delivery.method, Delivery.notification_uuid)
-_EVENT_KEYS = ("id", "repository", "name", "payload", "performer", "published_at",
-               "recorded_at")
 # The deliveries' columns when an event concerns no notification (none is inserted).
 _DELIVERY_KEYS = ("id", "event_id", "notification_uuid", "method", "endpoint", "state",
                   "attempts", "enqueued_at", "last_error", "is_test", "created_at",
