@@ -96,6 +96,42 @@ def test_request_headers(receivers):
     assert headers["user-agent"] == f"notifier/{__version__}"
 
 
+def test_user_info_in_the_url_is_sent_as_basic_authorization(receivers):
+    receiver = receivers(200)
+    url = receiver.url.replace("http://", "http://alice:p%40ss@")
+    client = http_client()
+
+    client.post_json(url, b"{}")
+    client.post_json(url, b"{}")  # the second from what the first worked out
+
+    for received in receiver.wait_for(2):
+        assert received.headers["authorization"] == "Basic YWxpY2U6cEBzcw=="  # alice:p@ss
+        assert received.path == "/hook"
+
+
+def test_a_cookie_a_receiver_sets_is_not_sent_back(receivers):
+    receiver = receivers(200, headers={"Set-Cookie": "session=abc; Path=/"})
+    client = http_client()
+
+    client.post_json(receiver.url, b"{}")
+    client.post_json(receiver.url, b"{}")
+
+    assert all("cookie" not in r.headers for r in receiver.wait_for(2))
+
+
+def test_every_attempt_carries_its_own_headers_and_length(receivers):
+    receiver = receivers(200)
+    client = http_client()
+
+    client.post_json(receiver.url, b'{"a":1}', {"webhook-id": "one"})
+    client.post_json(receiver.url, b"{}", {"webhook-id": "two"})
+
+    first, second = receiver.wait_for(2)
+    assert (first.headers["webhook-id"], first.headers["content-length"]) == ("one", "7")
+    assert (second.headers["webhook-id"], second.headers["content-length"]) == ("two", "2")
+    assert first.headers["accept-encoding"] == "identity"
+
+
 def test_a_host_name_is_kept_in_the_host_header(receivers):
     receiver = receivers(200)
     port = receiver.server.server_port
