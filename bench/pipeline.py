@@ -176,7 +176,7 @@ class Run:
     def describe(self) -> str:
         text = (f"{self.label:<22} {len(self.arrivals):>6}/{self.expected:<6} "
                 f"{self.rate:8.1f}/s  p50 {self.latency_ms(0.5):7.0f} ms  "
-                f"p99 {self.latency_ms(0.99):7.0f} ms")
+                f"p99 {self.latency_ms(0.99):7.0f} ms  max {self.latency_ms(1.0):7.0f} ms")
         if self.duplicates:
             text += f"  {self.duplicates} duplicate(s)"
         return text + ("" if self.complete else "  INCOMPLETE")
