@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from notifier.db import dialect_name, first_row
-from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification
+from notifier.models import (Delivery, DeliveryState, EndpointSlot, Event, Notification,
+                              still_in)
 
 # What the attempt needs of its notification and event (the method is the delivery's own: a
 # refused claim returns it too, for the metrics' label).
@@ -56,7 +57,7 @@ class PostgresClaim:
     def statement():
         target = (select(Delivery.id, Delivery.endpoint, Delivery.method)
                   .where(Delivery.id == bindparam("delivery_id"),
-                         Delivery.state == DeliveryState.PENDING.value)
+                         still_in(DeliveryState.PENDING))
                   .with_for_update().cte("target"))
         slot = _take_slot(select(target.c.endpoint).scalar_subquery()).cte("slot")
         free = or_(target.c.endpoint.is_(None), exists(select(slot.c.endpoint)))
@@ -83,8 +84,7 @@ class SequentialClaim:
     def take(self, session: Session, delivery_id: str, until: datetime,
              max_in_flight: int) -> dict[str, Any] | None:
         claimed = session.execute(
-            _claim_update().where(Delivery.id == delivery_id,
-                                  Delivery.state == DeliveryState.PENDING.value)
+            _claim_update().where(Delivery.id == delivery_id, still_in(DeliveryState.PENDING))
             .returning(Delivery.endpoint, Delivery.method, *_CLAIMED[1:]),
             {"until": until}).first()
         if claimed is None:

@@ -27,7 +27,7 @@ from notifier.errors import DeliveryError, ReceiverGone, RetryableDeliveryError
 from notifier.inapp import notify_disabled
 from notifier.methods import DeliveryContext, Services, get_method
 from notifier.models import (Attempt, Delivery, DeliveryState, EndpointSlot, Notification,
-                             utcnow)
+                             still_in, utcnow)
 from notifier.pacing import pace, take_tickets
 
 log = logging.getLogger(__name__)
@@ -203,8 +203,7 @@ def _wait_for_endpoint(session: Session | Connection, delivery_id: str, endpoint
 def _to_wait():
     deliveries = Delivery.__table__
     return (update(deliveries)
-            .where(deliveries.c.id == bindparam("delivery_id"),
-                   deliveries.c.state == DeliveryState.PENDING.value)
+            .where(deliveries.c.id == bindparam("delivery_id"), still_in(DeliveryState.PENDING))
             .values(state=DeliveryState.RETRYING.value,
                     next_attempt_at=bindparam("next_attempt_at",
                                               type_=deliveries.c.next_attempt_at.type))
@@ -284,7 +283,7 @@ def record_attempt(session: Session, attempt: Attempt, error: DeliveryError | No
 def _moved(statement):
     """``statement`` (an UPDATE of deliveries) limited to the claim the attempt ran under."""
     return statement.where(Delivery.id == bindparam("delivery_id"),
-                           Delivery.state == DeliveryState.DELIVERING.value,
+                           still_in(DeliveryState.DELIVERING),
                            Delivery.attempts == bindparam("number", type_=Integer))
 
 

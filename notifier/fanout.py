@@ -18,7 +18,8 @@ from notifier.db import (all_rows, dialect_name, insert_ignore_rows, unnest_inse
 from notifier.delivery import Policy, wait_until
 from notifier.events import build_event_data, get_event, validate_event
 from notifier.methods import get_method
-from notifier.models import Delivery, DeliveryState, EndpointSlot, Event, Notification, utcnow
+from notifier.models import (Delivery, DeliveryState, EndpointSlot, Event, Notification, still_in,
+                             utcnow)
 from notifier.pacing import take_tickets
 
 DELIVERY_ID_NAMESPACE = uuid.UUID("6f0c5b8e-2d55-4c7e-9a53-3c1f0e8b9a10")
@@ -143,7 +144,7 @@ def _paced_and_full():
 @lru_cache(maxsize=1)
 def _pending():
     return select(*_REF_COLUMNS).where(Delivery.event_id == bindparam("event_id"),
-                                       Delivery.state == DeliveryState.PENDING.value)
+                                       still_in(DeliveryState.PENDING))
 
 
 @lru_cache(maxsize=4)

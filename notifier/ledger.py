@@ -10,7 +10,7 @@ from sqlalchemy import Row, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from notifier.errors import InvalidInput, NotFound
-from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification
+from notifier.models import Attempt, Delivery, DeliveryState, Event, Notification, still_in
 
 ERROR_TEXT_MAX = 500
 
@@ -85,7 +85,7 @@ def abandon_delivery(session: Session, delivery_id: str, reason: str) -> bool:
     pending one: a claimed delivery's attempt is closed by the scheduler. True if it ended."""
     ended = session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING.value)
+        .where(Delivery.id == delivery_id, still_in(DeliveryState.PENDING))
         .values(state=DeliveryState.FAILED.value, last_error=reason[:ERROR_TEXT_MAX])
         .execution_options(synchronize_session=False))
     return ended.rowcount == 1
