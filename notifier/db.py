@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from psycopg.pq import ExecStatus
 from psycopg.types.json import Json
-from sqlalchemy import (JSON, Executable, Insert, Table, bindparam, create_engine, event, func,
-                        inspect, select)
+from sqlalchemy import (JSON, Executable, Insert, Table, bindparam, create_engine, event, exists,
+                        func, inspect, select)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -226,14 +226,23 @@ def insert_ignore_rows(db: Session | Connection, table: Table, rows: list[Params
 
 
 @lru_cache(maxsize=32)
-def unnest_insert(table: Table, given: tuple[str, ...], prefix: str = "") -> Insert:
+def unnest_insert(table: Table, given: tuple[str, ...], prefix: str = "", *,
+                  missing_only: bool = False) -> Insert:
     """PostgreSQL: INSERT into ``table`` the rows of the array parameters ``prefix + key`` (the
     ``given`` columns and those with a constant default), skipping rows whose key exists. The
     text is the same for any number of rows; ``prefix`` keeps apart the parameters of several
-    such inserts in one statement (``unnest_params`` makes the parameters)."""
+    such inserts in one statement (``unnest_params`` makes the parameters).
+
+    ``missing_only``: leave out first the rows whose key the statement's snapshot sees, for rows
+    that mostly exist and are often locked (ON CONFLICT waits for a transaction that has the
+    existing row locked to end; a plain read never waits)."""
     keys = given + tuple(_defaults(table, given))
     arrays = [bindparam(prefix + key, type_=ARRAY(table.c[key].type)) for key in keys]
-    rows = select(func.unnest(*arrays).table_valued(*keys).render_derived())
+    unnested = func.unnest(*arrays).table_valued(*keys).render_derived()
+    rows = select(unnested)
+    if missing_only:
+        rows = rows.where(~exists().where(*(column == unnested.c[column.key]
+                                            for column in table.primary_key.columns)))
     return (postgresql.insert(table).from_select(list(keys), rows, include_defaults=False)
             .on_conflict_do_nothing())
 

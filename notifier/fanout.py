@@ -154,7 +154,9 @@ def _record_all(event_keys: tuple[str, ...], delivery_keys: tuple[str, ...]):
     event was fanned out before, those still pending from then (the statement's snapshot does
     not see its own inserts, so nothing comes twice)."""
     event = unnest_insert(Event.__table__, event_keys, "e_").cte("event")
-    slots = unnest_insert(EndpointSlot.__table__, ("endpoint",), "s_").cte("slots")
+    # Slot rows mostly exist, locked by claims and records: look before inserting.
+    slots = unnest_insert(EndpointSlot.__table__, ("endpoint",), "s_",
+                          missing_only=True).cte("slots")
     added = (unnest_insert(Delivery.__table__, delivery_keys, "d_")
              .returning(*_REF_COLUMNS, Delivery.state).cte("added"))
     new = select(*(added.c[column.key] for column in _REF_COLUMNS)).where(

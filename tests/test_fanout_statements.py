@@ -1,10 +1,13 @@
 """The fan-out of one event costs a bounded number of statements, however many notifications
-it reaches (counted with SQLAlchemy's cursor events, not timed)."""
+it reaches (counted with SQLAlchemy's cursor events, not timed), and never waits for the row
+locks claims and records hold."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 
 from notifier.db import insert_ignore, transaction
 from notifier.delivery import Policy
@@ -103,3 +106,23 @@ def test_an_event_no_notification_concerns_is_recorded_all_the_same(factory, uni
     assert none <= one and refs == 0
     with factory() as session:
         assert session.get(Event, f"event-{unique_repo}-none") is not None
+
+
+def test_fan_out_does_not_wait_for_a_claim_holding_its_endpoint_slot(pg_factory, unique_repo):
+    """A claim or record keeps its endpoint's slot row locked until its commit is on disk;
+    fan-out, which only makes sure the row exists, reads past the lock instead of queueing
+    behind it (as INSERT ... ON CONFLICT DO NOTHING would)."""
+    port = random.randrange(20000, 60000)  # an endpoint of this test's own
+    endpoint = f"127.0.0.1:{port}"
+    _add_notifications(pg_factory, unique_repo, 1, port=port)
+    _statements_of_fan_out(pg_factory, unique_repo)  # the slot row exists now
+    with pg_factory() as holder, pg_factory() as session:
+        holder.execute(update(EndpointSlot).where(EndpointSlot.endpoint == endpoint)
+                       .values(in_flight=EndpointSlot.in_flight + 1))  # as a claim does
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+        refs = fan_out(session, event_message(unique_repo, "repo_push", {"updated_tags": ["b"]},
+                                              {}, f"second-{unique_repo}", utcnow()),
+                       server_hostname="registry.example.com", scheme="https", policy=POLICY)
+        session.commit()
+        holder.rollback()
+    assert [ref.method for ref in refs] == ["webhook"]
