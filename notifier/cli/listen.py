@@ -77,8 +77,8 @@ def check_signature(secret: str, body: bytes, headers: dict[str, str]) -> str:
         Webhook(secret).verify(body, headers, json_parse=False)
     except WebhookVerificationError as exc:
         return f"failed: {exc}"
-    except (ValueError, UnicodeDecodeError):  # a header the library cannot take apart
-        return f"failed: {MALFORMED}"
+    except (ValueError, UnicodeDecodeError):  # a header or body the library cannot take apart
+        return "failed: malformed webhook-signature header or body"
     return "verified"
 
 
